@@ -1,0 +1,1 @@
+"""raysid: sweeps and ablations for semantic-ID music recommendation."""
