@@ -1,0 +1,133 @@
+"""The `raysid` command line: parse options, call the library, print what happened."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from raysid.config import ConfigError
+
+app = typer.Typer(
+    help="raysid: sweeps and ablations for semantic-ID music recommendation on Ray Tune, tracked in MLflow.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print the platform's own costs.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+console = Console()
+
+ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where reports, the stage cache and the MLflow store live.")]
+
+
+def fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def sweep(
+    study: Annotated[str, typer.Argument(help="Study name in search_spaces/ (e.g. musicrec-ratio) or a YAML path.")],
+    smoke: Annotated[bool, typer.Option(help="Shrink data, epochs and trials to a couple of minutes.")] = False,
+    results_dir: ResultsDir = Path("results"),
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Stage artifact store (default RESULTS_DIR/cache).")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (auto, ray://host:10001); default: a local Ray.")] = None,
+    max_concurrent: Annotated[Optional[int], typer.Option(help="Trials at once (default: one per CPU).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Run every trial of a study on Ray Tune, track it in MLflow and write results/STUDY/summary.md."""
+    from raysid.sweep.runner import SweepSettings, run_sweep
+    from raysid.sweep.space import load_study
+
+    try:
+        loaded = load_study(study)
+        settings = SweepSettings(results_dir, cache_dir, tracking_uri, address, smoke, max_concurrent, progress)
+        outcome = run_sweep(loaded, settings)
+    except (ConfigError, ValueError) as error:
+        fail(str(error))
+    console.print(f"[green]{outcome.trials.height} trials finished[/green] in {outcome.wall_seconds:.1f} s")
+    for name, path in outcome.report.items():
+        console.print(f"  {name}: {path}")
+    console.print(f"  MLflow store: {outcome.tracking_uri}   (browse it: raysid ui --results-dir {results_dir})")
+    if "markdown" in outcome.report:
+        console.print(Path(outcome.report["markdown"]).read_text())
+    if outcome.failed:
+        console.print(f"[red]{len(outcome.failed)} trials failed:[/red]")
+        for line in outcome.failed:
+            console.print(f"  {line}")
+        raise typer.Exit(1)
+
+
+@app.command()
+def studies() -> None:
+    """List the studies in search_spaces/."""
+    from raysid.sweep.space import list_studies
+
+    table = Table("study", "description")
+    for name, description in list_studies().items():
+        table.add_row(name, description)
+    console.print(table)
+
+
+@app.command()
+def show(study: Annotated[str, typer.Argument(help="Study name or YAML path.")], smoke: bool = False) -> None:
+    """Print a study's axes, seeds, trial count and the resolved config of its first trial."""
+    from raysid.config import flatten
+    from raysid.pipeline import trial_config_dict
+    from raysid.sweep.runner import count_trials
+    from raysid.sweep.space import load_study
+
+    try:
+        loaded = load_study(study)
+    except ConfigError as error:
+        fail(str(error))
+    console.print(f"[bold]{loaded.name}[/bold] ({loaded.source}): {loaded.description.strip()}")
+    for axis in loaded.axes:
+        console.print(f"  axis {axis.name}: {axis.kind} {list(axis.values)}")
+    console.print(f"  seeds {list(loaded.seeds_for(smoke))}, metric {loaded.metric} ({loaded.mode}), {count_trials(loaded, smoke)} trials")
+    for key, value in flatten(trial_config_dict(loaded.resolve(loaded.first_point(), smoke))).items():
+        console.print(f"    {key} = {value}")
+
+
+@app.command()
+def ui(
+    results_dir: ResultsDir = Path("results"),
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow store (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; loopback unless told otherwise.")] = "127.0.0.1",
+    port: int = 5000,
+) -> None:
+    """Serve the MLflow UI over the sweep store on http://127.0.0.1:PORT."""
+    from raysid.sweep.tracking import default_tracking_uri
+
+    uri = tracking_uri or default_tracking_uri(results_dir)
+    console.print(f"MLflow UI for {uri} on http://{host}:{port} (Ctrl-C stops it)")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
+               "--port", str(port), "--workers", "1"]
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    raise typer.Exit(subprocess.call(command, env=env))
+
+
+@bench_app.command("overhead")
+def bench_overhead(
+    study: Annotated[str, typer.Argument(help="Study name or YAML path.")] = "musicrec-ratio",
+    smoke: Annotated[bool, typer.Option(help="Use the study's smoke overrides.")] = True,
+) -> None:
+    """Sweep wall time vs the trials' own stage time, and a fully cached re-run vs the first run."""
+    from raysid.bench import print_overhead, sweep_overhead
+    from raysid.sweep.space import load_study
+
+    try:
+        figures = sweep_overhead(load_study(study), smoke)
+    except ConfigError as error:
+        fail(str(error))
+    print_overhead(figures, console)
+
+
+if __name__ == "__main__":
+    app()

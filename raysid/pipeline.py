@@ -1,0 +1,205 @@
+"""run_trial: the stages of DESIGN.md's data flow in order, each cached in the artifact store.
+
+dataset -> splits -> features -> collaborative embeddings -> tokenizer -> semantic IDs -> recommender
+-> metrics. Nothing here knows about Ray or MLflow: the sweep adapters call ``run_trial`` and forward its
+``on_epoch`` progress.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from raysid.cache import ArtifactStore
+from raysid.config import ConfigError, build, require, stable_hash, to_dict
+from raysid.data.catalog import CatalogConfig, generate_catalog
+from raysid.data.dataset import Dataset, EvalSet, Splits
+from raysid.data.splits import SplitConfig, make_splits
+from raysid.features.collaborative import collaborative_embeddings
+from raysid.features.modalities import FeatureConfig, build_features
+from raysid.metrics.codebook import sid_quality
+from raysid.metrics.ranking import ranking_metrics
+from raysid.recommenders.popularity import PopularityRecommender
+from raysid.recommenders.sasrec import SASRecConfig
+from raysid.recommenders.t5 import T5Recommender, T5RecommenderConfig
+from raysid.semantic_ids.table import SemanticIds
+from raysid.tokenizers import get_tokenizer
+
+OnEpoch = Callable[[str, int, dict[str, float]], None]  # (stage, epoch, metrics)
+
+
+@dataclass(frozen=True)
+class SemanticIdConfig:
+    tie_break: bool = True  # append the 'n+1' digit so every item's identifier is unique
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    ks: tuple[int, ...] = (5, 10)  # cut-offs of HR@K and NDCG@K (MusicRec: 5 and 10)
+    max_users: int = 0  # evaluate at most this many users per split (0 = all), sampled with the seed
+
+    def __post_init__(self) -> None:
+        require(len(self.ks) > 0 and all(k >= 1 for k in self.ks), "evaluation.ks", f"expected cut-offs >= 1, got {self.ks}")
+        require(self.max_users >= 0, "evaluation.max_users", f"expected >= 0, got {self.max_users}")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs; ``seed`` seeds the tokenizer and the recommender."""
+
+    seed: int = 0
+    threads: int = 1  # torch intra-op threads per trial
+    dataset: CatalogConfig = field(default_factory=CatalogConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    collaborative: SASRecConfig = field(default_factory=SASRecConfig)
+    tokenizer: Any = None  # a tokenizer config chosen by `tokenizer.kind` (default: musicrec)
+    tokenizer_kind: str = "musicrec"
+    semantic_ids: SemanticIdConfig = field(default_factory=SemanticIdConfig)
+    recommender: T5RecommenderConfig = field(default_factory=T5RecommenderConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+
+
+def parse_trial_config(data: Mapping[str, Any] | None, where: str = "config") -> TrialConfig:
+    """Build a TrialConfig from a nested mapping; ``tokenizer.kind`` picks the tokenizer's config class."""
+    data = dict(data or {})
+    tokenizer = dict(data.pop("tokenizer", None) or {})
+    kind = tokenizer.pop("kind", "musicrec")
+    config_class, _ = get_tokenizer(kind)
+    base = build(TrialConfig, data, where)
+    require(base.threads >= 1, f"{where}.threads", f"expected >= 1, got {base.threads}")
+    return replace(base, tokenizer=build(config_class, tokenizer, f"{where}.tokenizer"), tokenizer_kind=kind)
+
+
+def trial_config_dict(config: TrialConfig) -> dict[str, Any]:
+    """The nested dict a TrialConfig was (or could have been) parsed from."""
+    data = to_dict(config)
+    data["tokenizer"] = {"kind": data.pop("tokenizer_kind"), **(data["tokenizer"] or {})}
+    return data
+
+
+@dataclass(frozen=True)
+class StageKeys:
+    """Content keys of every cached stage, derived from configs alone (no stage has to run)."""
+
+    dataset: str
+    collaborative: str
+    tokenizer: str
+    result: str
+
+    @classmethod
+    def of(cls, config: TrialConfig) -> StageKeys:
+        dataset = stable_hash("dataset", config.dataset)
+        split = stable_hash(dataset, config.split)
+        collaborative = stable_hash("collaborative", split, config.collaborative)
+        tokenizer = stable_hash(
+            "tokenizer", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
+            collaborative if _uses_collaborative(config) else None,
+        )
+        result = stable_hash("result", tokenizer, config.semantic_ids, config.recommender, config.evaluation, config.seed)
+        return cls(dataset, collaborative, tokenizer, result)
+
+
+def _uses_collaborative(config: TrialConfig) -> bool:
+    return getattr(config.tokenizer, "alpha", 0.0) > 0 or getattr(config.tokenizer, "beta", 0.0) > 0
+
+
+def run_trial(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None = None) -> dict[str, float]:
+    """Run (or reuse) every stage of one trial and return its metrics, stage times and cache flags."""
+    torch.set_num_threads(config.threads)
+    keys = StageKeys.of(config)
+    start = time.perf_counter()
+    metrics = store.fetch("result", keys.result, lambda folder: _produce_result(config, keys, store, folder, on_epoch), _load_metrics)
+    return {**metrics, **store.timings(), "time/trial": time.perf_counter() - start, "stage_keys/result": keys.result}
+
+
+def _produce_result(config: TrialConfig, keys: StageKeys, store: ArtifactStore, folder: Path, on_epoch: OnEpoch | None) -> None:
+    dataset = store.fetch("dataset", keys.dataset, lambda f: generate_catalog(config.dataset).save(f), Dataset.load)
+    splits = make_splits(dataset, config.split)
+    features = build_features(dataset, config.features, splits.train_items())
+    collaborative = None
+    if _uses_collaborative(config):
+        collaborative = store.fetch(
+            "collaborative", keys.collaborative,
+            lambda f: np.save(f / "embeddings.npy", collaborative_embeddings(splits.train, dataset.num_items, config.collaborative)),
+            lambda f: np.load(f / "embeddings.npy"),
+        )
+    sids = store.fetch(
+        "tokenizer", keys.tokenizer,
+        lambda f: _produce_semantic_ids(config, features, splits, collaborative, f, on_epoch),
+        lambda f: SemanticIds.load(f / "codes"),
+    )
+    started = time.perf_counter()
+    metrics = evaluate(config, sids, splits, on_epoch)
+    metrics["time/recommender_fit_eval"] = time.perf_counter() - started
+    unique = SemanticIds.from_codes(sids.codes, sids.position_names, sids.codebook_sizes, config.semantic_ids.tie_break)
+    unique.to_frame().write_parquet(folder / "semantic_ids.parquet")
+    (folder / "config.json").write_text(json.dumps(trial_config_dict(config), indent=2))
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def _load_metrics(folder: Path) -> dict[str, float]:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics["artifact_dir"] = str(folder)
+    return metrics
+
+
+def _produce_semantic_ids(config, features, splits: Splits, collaborative, folder: Path, on_epoch: OnEpoch | None) -> None:
+    """Fit the tokenizer on training items and store its raw codes (before any tie-break)."""
+    _, tokenizer_class = get_tokenizer(config.tokenizer_kind)
+    tokenizer_config = replace(config.tokenizer, seed=config.seed) if hasattr(config.tokenizer, "seed") else config.tokenizer
+    tokenizer = tokenizer_class(tokenizer_config)
+    report = (lambda epoch, values: on_epoch("tokenizer", epoch, values)) if on_epoch else None
+    tokenizer.fit(features, splits.train_items(), collaborative=collaborative, on_epoch=report)
+    tokenizer.save(folder / "tokenizer")
+    codes = tokenizer.encode(features)
+    raw = SemanticIds.from_codes(codes, tokenizer.position_names, tokenizer.codebook_sizes, tie_break=False)
+    raw.save(folder / "codes")
+
+
+def evaluate(config: TrialConfig, sids: SemanticIds, splits: Splits, on_epoch: OnEpoch | None) -> dict[str, float]:
+    """Train the recommender on SID sequences; score it, the popularity floor and the SIDs' quality."""
+    metrics = _quality_metrics(sids, splits)
+    unique = SemanticIds.from_codes(sids.codes, sids.position_names, sids.codebook_sizes, config.semantic_ids.tie_break)
+    if not unique.is_unique():
+        raise ConfigError(
+            "semantic_ids.tie_break: identifiers collide and tie_break is false; a generative recommender needs "
+            "one identifier per item (set semantic_ids.tie_break: true)"
+        )
+    model = T5Recommender(replace(config.recommender, seed=config.seed), unique)
+    report = (lambda epoch, values: on_epoch("recommender", epoch, values)) if on_epoch else None
+    model.fit(splits.train, valid=_subsample(splits.valid, config), on_epoch=report)
+    popularity = PopularityRecommender().fit(splits.train)
+    for name, evalset in (("valid", splits.valid), ("test", splits.test)):
+        evalset = _subsample(evalset, config)
+        k = max(config.evaluation.ks)
+        metrics.update(_prefixed(f"{name}/", ranking_metrics(model.recommend(evalset.histories, k), evalset.targets, config.evaluation.ks)))
+        metrics.update(_prefixed(f"popularity/{name}/", ranking_metrics(popularity.recommend(evalset.histories, k), evalset.targets, config.evaluation.ks)))
+    metrics["recommender/parameters"] = float(model.num_parameters())
+    return metrics
+
+
+def _quality_metrics(sids: SemanticIds, splits: Splits) -> dict[str, float]:
+    """CUR, cardinality and conflict rate of the learned codes (before tie-breaking) on all and test items."""
+    metrics = _prefixed("sid/", sid_quality(sids.codes, sids.codebook_sizes))
+    metrics.update(_prefixed("sid/test_", sid_quality(sids.codes, sids.codebook_sizes, splits.test_items())))
+    return {key: float(value) for key, value in metrics.items()}
+
+
+def _subsample(evalset: EvalSet, config: TrialConfig) -> EvalSet:
+    limit = config.evaluation.max_users
+    if not limit or len(evalset) <= limit:
+        return evalset
+    chosen = np.sort(np.random.default_rng(config.seed).choice(len(evalset), size=limit, replace=False))
+    return EvalSet([evalset.histories[i] for i in chosen], evalset.targets[chosen])
+
+
+def _prefixed(prefix: str, values: Mapping[str, float]) -> dict[str, float]:
+    return {f"{prefix}{key}": float(value) for key, value in values.items()}

@@ -1,0 +1,368 @@
+"""Generative recommendation with T5 over semantic IDs (MusicRec, after TIGER).
+
+The encoder reads the identifiers of the last ``max_history`` items of a history followed by eos
+(``<s1.1><s2.2><a.3> <s1.4>… <eos>``); the decoder generates the identifier of the next item, one token
+per position. ``recommend`` runs a constrained beam search (MusicRec: beam 20) over the prefix trie of
+all identifiers, so every beam is a real item: at each position every beam's logits are restricted to
+its trie node's children and renormalised (log-softmax over the allowed tokens), and an item's score is
+the sum of these log-probabilities. Identifiers have a fixed length, so the eos after the last position
+is implied and not scored. The model is ``transformers.T5ForConditionalGeneration`` configured from the
+SID vocabulary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from transformers import T5Config, T5ForConditionalGeneration
+
+from raysid.config import require
+from raysid.data.dataset import EvalSet
+from raysid.recommenders.base import OnEpoch, resolve_device, seed_everything, validate_histories
+from raysid.semantic_ids.table import SemanticIds
+from raysid.semantic_ids.trie import PrefixTrie
+from raysid.semantic_ids.vocab import EOS, PAD, Vocabulary
+
+
+@dataclass(frozen=True)
+class T5RecommenderConfig:
+    """T5 generative recommender hyperparameters; config section ``recommender``."""
+
+    d_model: int = 64  # hidden size of encoder and decoder
+    d_ff: int = 256  # inner size of the feed-forward blocks
+    num_layers: int = 2  # blocks in the encoder and (as many) in the decoder
+    num_heads: int = 4  # attention heads per block
+    d_kv: int = 16  # size of each head's keys and values (T5 does not tie it to d_model / num_heads)
+    dropout: float = 0.1  # dropout rate inside the T5 blocks
+    max_history: int = 20  # the encoder reads the identifiers of the last max_history items
+    epochs: int = 10  # passes over the training samples (0 leaves the model untrained)
+    batch_size: int = 128  # training samples (history, next item) per optimisation step
+    learning_rate: float = 3e-3  # AdamW peak learning rate
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    warmup_ratio: float = 0.05  # fraction of steps with linear warmup; then linear decay to 0
+    beam_size: int = 20  # constrained beam width (MusicRec uses 20); recommend needs k <= beam_size
+    eval_batch_size: int = 256  # users per beam search / validation batch
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used only on CUDA
+    seed: int = 0  # seeds initialisation, dropout and sample order
+
+    def __post_init__(self) -> None:
+        positive = ("d_model", "d_ff", "num_layers", "num_heads", "d_kv", "max_history", "batch_size")
+        for name in (*positive, "beam_size", "eval_batch_size"):
+            value = getattr(self, name)
+            require(value >= 1, f"recommender.{name}", f"must be a positive integer, got {value}")
+        require(self.epochs >= 0, "recommender.epochs", f"must be >= 0, got {self.epochs}")
+        require(0.0 <= self.dropout < 1.0, "recommender.dropout", f"must be in [0, 1), got {self.dropout}")
+        require(self.learning_rate > 0, "recommender.learning_rate", f"must be positive, got {self.learning_rate}")
+        require(self.weight_decay >= 0, "recommender.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        require(0.0 <= self.warmup_ratio < 1.0, "recommender.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        require(
+            self.precision in ("fp32", "bf16"),
+            "recommender.precision",
+            f"got {self.precision!r}; valid choices are: 'fp32', 'bf16'",
+        )
+
+
+@dataclass(frozen=True)
+class Samples:
+    """(history, next item) samples as windows into one flat item array, all on one device."""
+
+    flat: torch.Tensor  # (interactions,) int64 item ids of all histories/sequences back to back
+    starts: torch.Tensor  # (samples,) first flat index the history may use (its sequence's start)
+    ends: torch.Tensor  # (samples,) one past the history's last flat index
+    targets: torch.Tensor  # (samples,) int64 next item
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @classmethod
+    def from_sequences(cls, sequences: list[np.ndarray], device: torch.device) -> Samples:
+        """One sample per position i >= 1 of every sequence: history sequence[:i], target sequence[i]."""
+        lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+        flat = np.concatenate(sequences).astype(np.int64)
+        starts = np.repeat(np.cumsum(lengths) - lengths, lengths)  # (interactions,) start of own sequence
+        ends = np.flatnonzero(np.arange(len(flat)) > starts)  # every flat index but a sequence's first
+        return cls._on(device, flat, starts[ends], ends, flat[ends])
+
+    @classmethod
+    def from_histories(cls, histories: list[np.ndarray], targets: np.ndarray | None, device: torch.device) -> Samples:
+        """One sample per history; targets default to -1 (unknown) for recommendation."""
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        flat = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories])
+        ends = np.cumsum(lengths)
+        targets = np.full(len(histories), -1) if targets is None else np.asarray(targets, dtype=np.int64)
+        return cls._on(device, flat, ends - lengths, ends, targets)
+
+    @classmethod
+    def _on(cls, device: torch.device, *arrays: np.ndarray) -> Samples:
+        return cls(*(torch.as_tensor(np.asarray(a, dtype=np.int64), device=device) for a in arrays))
+
+    def history_items(self, index: torch.Tensor, max_history: int) -> torch.Tensor:
+        """(batch, max_history) item ids of the last max_history items of samples ``index``, -1 padded in front."""
+        ends = self.ends[index]
+        positions = ends[:, None] - max_history + torch.arange(max_history, device=ends.device)  # (batch, max_history)
+        real = positions >= self.starts[index][:, None]
+        return torch.where(real, self.flat[positions.clamp(min=0)], -1)
+
+
+class T5Recommender:
+    """T5 encoder-decoder trained to generate the next item's semantic ID; constrained beam search to rank."""
+
+    name = "t5"
+
+    def __init__(self, config: T5RecommenderConfig, sids: SemanticIds) -> None:
+        if not sids.is_unique():
+            raise ValueError("T5Recommender needs unique identifiers; build SemanticIds with tie_break=True")
+        if config.beam_size > sids.num_items:
+            raise ValueError(
+                f"recommender.beam_size={config.beam_size} is larger than the catalogue ({sids.num_items} items); "
+                f"use beam_size <= {sids.num_items}"
+            )
+        self.config = config
+        self.sids = sids
+        self.vocab = Vocabulary(sids)
+        self.device = resolve_device(config.device)
+        item_tokens = torch.as_tensor(self.vocab.encode(np.arange(sids.num_items)))  # (items, positions)
+        pad_row = torch.full((1, sids.num_positions), PAD, dtype=torch.int64)
+        self.item_tokens = torch.cat([item_tokens, pad_row]).to(self.device)  # (items + 1, positions); -1 -> pads
+        self.trie = PrefixTrie(item_tokens.numpy()).to(self.device)
+        seed_everything(config.seed)
+        self.model = T5ForConditionalGeneration(self._t5_config()).to(self.device)
+
+    @property
+    def num_items(self) -> int:
+        return self.sids.num_items
+
+    def _t5_config(self) -> T5Config:
+        c = self.config
+        return T5Config(
+            vocab_size=self.vocab.size,
+            d_model=c.d_model,
+            d_kv=c.d_kv,
+            d_ff=c.d_ff,
+            num_layers=c.num_layers,
+            num_decoder_layers=c.num_layers,
+            num_heads=c.num_heads,
+            dropout_rate=c.dropout,
+            feed_forward_proj="relu",
+            pad_token_id=PAD,
+            eos_token_id=EOS,
+            decoder_start_token_id=PAD,
+        )
+
+    # ----------------------------------------------------------------------------------------- inputs
+    def encoder_inputs(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask (batch, tokens) of history items (batch, max_history), -1 = none.
+
+        Histories are left-padded (T5's relative positions make the offset irrelevant) and end with eos;
+        leading columns that are padding in every row are dropped.
+        """
+        tokens = self.item_tokens[torch.where(items < 0, self.num_items, items)].flatten(1)  # (batch, H*positions)
+        eos = torch.full((len(items), 1), EOS, dtype=torch.int64, device=items.device)
+        tokens = torch.cat([tokens, eos], dim=1)  # (batch, H*positions + 1)
+        mask = tokens != PAD
+        first = int(mask.any(dim=0).nonzero()[0])
+        return tokens[:, first:], mask[:, first:]
+
+    def decoder_labels(self, targets: torch.Tensor) -> torch.Tensor:
+        """(batch, positions + 1) token ids of the target items followed by eos."""
+        eos = torch.full((len(targets), 1), EOS, dtype=torch.int64, device=targets.device)
+        return torch.cat([self.item_tokens[targets], eos], dim=1)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when precision is "bf16"; a no-op otherwise."""
+        enabled = self.config.precision == "bf16" and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def batch_loss(self, samples: Samples, index: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced mean cross-entropy per label token (identifier tokens and eos) of samples ``index``."""
+        input_ids, mask = self.encoder_inputs(samples.history_items(index, self.config.max_history))
+        labels = self.decoder_labels(samples.targets[index])  # (batch, positions + 1)
+        start = torch.full((len(labels), 1), PAD, dtype=torch.int64, device=labels.device)
+        decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)  # shifted right
+        with self._autocast():
+            logits = self.model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
+        return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())  # logits: (batch, positions+1, vocab)
+
+    # ---------------------------------------------------------------------------------------- training
+    def fit(
+        self,
+        train_sequences: list[np.ndarray],
+        valid: EvalSet | None = None,
+        on_epoch: OnEpoch | None = None,
+    ) -> T5Recommender:
+        """Train from the current weights; sequences shorter than two items carry no sample and are skipped."""
+        sequences = [np.asarray(s, dtype=np.int64) for s in train_sequences if len(s) >= 2]
+        if not sequences:
+            raise ValueError("T5Recommender needs at least one training sequence of two or more items")
+        validate_histories(sequences, self.num_items)
+        valid_samples = self._valid_samples(valid) if valid is not None else None
+        seed_everything(self.config.seed)
+        samples = Samples.from_sequences(sequences, self.device)
+        steps = self.config.epochs * math.ceil(len(samples) / self.config.batch_size)
+        optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
+        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(steps, self.config.warmup_ratio))
+        generator = torch.Generator().manual_seed(self.config.seed)
+        for epoch in range(1, self.config.epochs + 1):
+            metrics = {"train/loss": self._train_epoch(samples, optimizer, scheduler, generator)}
+            if valid_samples is not None:
+                metrics["valid/loss"] = self._mean_loss(valid_samples)
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+        self.model.eval()
+        return self
+
+    def _train_epoch(self, samples: Samples, optimizer, scheduler, generator: torch.Generator) -> float:
+        """One shuffled pass; returns the mean training loss per sample."""
+        self.model.train()
+        order = torch.randperm(len(samples), generator=generator).to(self.device)
+        total = 0.0
+        for start in range(0, len(order), self.config.batch_size):
+            index = order[start : start + self.config.batch_size]
+            loss = self.batch_loss(samples, index)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(index)
+        return total / len(samples)
+
+    @torch.no_grad()
+    def _mean_loss(self, samples: Samples) -> float:
+        """Teacher-forced mean loss per sample, in eval mode."""
+        self.model.eval()
+        total = 0.0
+        for start in range(0, len(samples), self.config.eval_batch_size):
+            index = torch.arange(start, min(start + self.config.eval_batch_size, len(samples)), device=self.device)
+            total += self.batch_loss(samples, index).item() * len(index)
+        return total / len(samples)
+
+    def valid_loss(self, valid: EvalSet) -> float:
+        """Teacher-forced cross-entropy per identifier token of each held-out target given its history."""
+        return self._mean_loss(self._valid_samples(valid))
+
+    def _valid_samples(self, valid: EvalSet) -> Samples:
+        validate_histories(valid.histories, self.num_items)
+        targets = np.asarray(valid.targets)
+        if len(targets) != len(valid.histories) or ((targets < 0) | (targets >= self.num_items)).any():
+            raise ValueError(f"valid targets must be one id in [0, {self.num_items}) per history")
+        return Samples.from_histories(valid.histories, targets, self.device)
+
+    # ---------------------------------------------------------------------------------------- ranking
+    def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
+        """(users, k) int64 item ids, best first, from constrained beam search; needs 1 <= k <= beam_size."""
+        if not 1 <= k <= self.config.beam_size:
+            raise ValueError(f"k={k} must be in [1, beam_size={self.config.beam_size}]")
+        items, _ = self.beam_search(histories)
+        return items[:, :k]
+
+    @torch.no_grad()
+    def beam_search(self, histories: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(users, beam_size) int64 items and float32 log-probabilities of the beams, best first."""
+        validate_histories(histories, self.num_items)
+        self.model.eval()
+        samples = Samples.from_histories(histories, None, self.device)
+        items = np.empty((len(histories), self.config.beam_size), dtype=np.int64)
+        scores = np.empty((len(histories), self.config.beam_size), dtype=np.float32)
+        for start in range(0, len(histories), self.config.eval_batch_size):
+            index = torch.arange(start, min(start + self.config.eval_batch_size, len(histories)), device=self.device)
+            input_ids, mask = self.encoder_inputs(samples.history_items(index, self.config.max_history))
+            with self._autocast():
+                batch_items, batch_scores = self._beam_search_batch(input_ids, mask)
+            items[start : start + len(index)] = batch_items.cpu().numpy()
+            scores[start : start + len(index)] = batch_scores.cpu().numpy()
+        return items, scores
+
+    def _beam_search_batch(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Constrained beam search for one batch of encoder inputs (users, tokens); see the module docstring."""
+        users, beams = len(input_ids), self.config.beam_size
+        encoded = self.model.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (users, src, d)
+        encoded = (encoded.repeat_interleave(beams, dim=0),)  # (users*beams, src, d), computed once
+        mask = mask.repeat_interleave(beams, dim=0)  # (users*beams, src)
+        scores = torch.full((users, beams), -math.inf, device=input_ids.device)
+        scores[:, 0] = 0.0  # all beams start at the root; only one of them is live
+        nodes = torch.zeros(users * beams, dtype=torch.int64, device=input_ids.device)  # trie node per beam
+        tokens = torch.full((users * beams,), PAD, dtype=torch.int64, device=input_ids.device)  # decoder start
+        cache = None
+        for depth in range(self.trie.depth):
+            out = self.model(
+                encoder_outputs=encoded,
+                attention_mask=mask,
+                decoder_input_ids=tokens[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            cache = out.past_key_values
+            logits = out.logits[:, -1].float()  # (users*beams, vocab)
+            scores, tokens, nodes, parents = self._advance(depth, logits, scores, nodes)
+            cache.self_attention_cache.reorder_cache(parents)  # cross-attention is identical across beams
+        items = self.trie.items(nodes).view(users, beams)
+        return torch.where(torch.isfinite(scores), items, -1), scores
+
+    def _advance(
+        self, depth: int, logits: torch.Tensor, scores: torch.Tensor, nodes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One beam step: extend every beam by each allowed token, keep the best beam_size per user.
+
+        Returns the new (users, beams) scores and the (users*beams,) chosen tokens, trie nodes and parent beams.
+        """
+        users, beams = scores.shape
+        allowed, children, valid = self.trie.children(depth, nodes)  # (users*beams, max_children)
+        width = allowed.shape[1]
+        log_probs = logits.gather(1, allowed).masked_fill(~valid, -math.inf).log_softmax(dim=-1)  # renormalised
+        candidates = (scores.view(-1, 1) + log_probs).view(users, beams * width)  # (users, beams*max_children)
+        scores, flat = candidates.topk(beams, dim=1)  # (users, beams)
+        user_offset = torch.arange(users, device=scores.device)[:, None] * beams
+        parents = (user_offset + flat // width).view(-1)  # (users*beams,) global index of the parent beam
+        slots = (flat % width).view(-1)
+        return scores, allowed[parents, slots], children[parents, slots], parents
+
+    # ------------------------------------------------------------------------------------- persistence
+    def num_parameters(self) -> int:
+        """Number of trainable parameters (the tied embedding / output matrix counted once)."""
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def save(self, folder: str | Path) -> None:
+        """Write ``t5_config.json``, the semantic IDs and ``t5_weights.pt`` (readable with weights_only=True)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "t5_config.json").write_text(json.dumps(dataclasses.asdict(self.config), indent=2))
+        self.sids.save(folder)
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        torch.save(state, folder / "t5_weights.pt")
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str | None = None) -> T5Recommender:
+        """Rebuild a saved recommender; ``device`` overrides the saved config's device when given."""
+        folder = Path(folder)
+        config = T5RecommenderConfig(**json.loads((folder / "t5_config.json").read_text()))
+        if device is not None:
+            config = dataclasses.replace(config, device=device)
+        recommender = cls(config, SemanticIds.load(folder))
+        state = torch.load(folder / "t5_weights.pt", map_location="cpu", weights_only=True)
+        recommender.model.load_state_dict(state)
+        recommender.model.eval()
+        return recommender
+
+
+def linear_schedule(total_steps: int, warmup_ratio: float):
+    """LambdaLR factor: linear warmup over warmup_ratio of the steps, then linear decay to 0."""
+    warmup = math.ceil(total_steps * warmup_ratio)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor

@@ -1,0 +1,173 @@
+"""Ray Tune adapter: a study becomes a Tune experiment whose trials call the pure ``run_trial``."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import ray
+from ray import tune
+
+from raysid.cache import ArtifactStore
+from raysid.config import ConfigError, flatten
+from raysid.pipeline import run_trial, trial_config_dict
+from raysid.results import write_report
+from raysid.sweep.progress import SweepProgress
+from raysid.sweep.space import Axis, Study
+from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, point_of
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Where a sweep runs and writes; every default is local and needs no server."""
+
+    results_dir: Path = Path("results")  # report in <results_dir>/<study>/, stores beside it
+    cache_dir: Path | None = None  # stage artifact store; default <results_dir>/cache
+    tracking_uri: str | None = None  # MLflow store; default sqlite:///<results_dir>/mlflow.db
+    address: str | None = None  # Ray cluster address; None starts (or reuses) a local Ray
+    smoke: bool = False  # apply the study's smoke overrides
+    max_concurrent: int | None = None  # overrides search.max_concurrent
+    progress: bool = True  # show the progress bar
+
+    @property
+    def cache_root(self) -> Path:
+        return (self.cache_dir or Path(self.results_dir) / "cache").resolve()
+
+    @property
+    def tracking(self) -> str:
+        return self.tracking_uri or default_tracking_uri(self.results_dir)
+
+
+@dataclass
+class SweepOutcome:
+    study: Study
+    trials: pl.DataFrame
+    report: dict[str, Path]
+    tracking_uri: str
+    wall_seconds: float
+    concurrency: int
+    failed: list[str] = field(default_factory=list)
+
+
+def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool) -> None:
+    """Tune function trainable: resolve the point, run the trial, report epochs and final metrics."""
+    config = study.resolve(point_of(point), smoke)
+
+    def on_epoch(stage: str, epoch: int, values: dict[str, float]) -> None:
+        if report_epochs or study.metric in values:
+            tune.report({**values, "stage": stage, "epoch": epoch})
+
+    metrics = run_trial(config, ArtifactStore(cache_root), on_epoch)
+    tune.report(metrics)
+
+
+def param_space(study: Study, smoke: bool) -> dict[str, Any]:
+    """Tune's param space: grid axes and seeds as grid_search, or Optuna-samplable domains."""
+    seeds = study.seeds_for(smoke)
+    if study.search.algorithm == "grid":
+        space = {axis.name: tune.grid_search(list(axis.values)) for axis in study.axes}
+        return space | {"seed": tune.grid_search(list(seeds))}
+    return {axis.name: _domain(axis) for axis in study.axes} | {"seed": seeds[0]}
+
+
+def _domain(axis: Axis) -> Any:
+    low, high = (axis.values + (None, None))[:2]
+    return {
+        "grid": lambda: tune.choice(list(axis.values)),
+        "choice": lambda: tune.choice(list(axis.values)),
+        "uniform": lambda: tune.uniform(low, high),
+        "loguniform": lambda: tune.loguniform(low, high),
+        "int": lambda: tune.randint(int(low), int(high) + 1),
+    }[axis.kind]()
+
+
+def tune_config(study: Study, max_concurrent: int) -> tune.TuneConfig:
+    """Search algorithm and scheduler from the study (both optimise the study's metric)."""
+    search_alg, scheduler = None, None
+    if study.search.algorithm == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        seed = study.seeds[0]
+        import optuna
+
+        search_alg = OptunaSearch(metric=study.metric, mode=study.mode, sampler=optuna.samplers.TPESampler(seed=seed))
+    if study.search.scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        scheduler = ASHAScheduler(metric=study.metric, mode=study.mode, time_attr="epoch", grace_period=study.search.grace_period)
+    return tune.TuneConfig(
+        search_alg=search_alg, scheduler=scheduler, num_samples=study.search.num_samples,
+        max_concurrent_trials=max_concurrent, reuse_actors=True,
+    )
+
+
+def ensure_ray(address: str | None) -> None:
+    """Connect to ``address`` or start a local Ray bound to loopback, once per process."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+
+
+def count_trials(study: Study, smoke: bool = False) -> int:
+    if study.search.algorithm == "grid":
+        return len(study.grid_points(smoke)) * study.search.num_samples
+    return study.search.num_samples
+
+
+def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepOutcome:
+    """Run every trial of ``study`` on Ray Tune, track it in MLflow and write the ablation report."""
+    start = time.perf_counter()
+    ensure_ray(settings.address)
+    results_dir = Path(settings.results_dir).resolve()
+    concurrency = settings.max_concurrent or study.search.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    threads = study.resolve(study.first_point(), settings.smoke).threads
+    tracking = MLflowTracking(settings.tracking, study, settings.smoke, results_dir / "mlartifacts")
+    progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress)
+    fn = tune.with_parameters(
+        trainable, study=study, smoke=settings.smoke, cache_root=str(settings.cache_root),
+        report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none",
+    )
+    tuner = tune.Tuner(
+        tune.with_resources(fn, {"cpu": threads}),
+        param_space=param_space(study, settings.smoke),
+        tune_config=tune_config(study, concurrency),
+        run_config=tune.RunConfig(
+            name=f"{study.name}{'-smoke' if settings.smoke else ''}", storage_path=str(results_dir / "tune"),
+            callbacks=[tracking, progress], verbose=0,
+            failure_config=tune.FailureConfig(max_failures=study.search.max_failures),
+        ),
+    )
+    grid = tuner.fit()
+    trials, failed = trials_frame(grid, study, settings.smoke)
+    out_dir = results_dir / (f"{study.name}-smoke" if settings.smoke else study.name)
+    report = write_report(trials, study.report, out_dir) if trials.height else {}
+    return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency, failed)
+
+
+def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, list[str]]:
+    """One row per finished trial: axis values, seed, flattened config (``config.*``) and final metrics."""
+    rows, failed = [], []
+    for result in grid:
+        if result.error is not None or "stage_keys/result" not in (result.metrics or {}):
+            failed.append(f"{point_of(result.config)}: {result.error}")
+            continue
+        point = point_of(result.config)
+        config = flatten(trial_config_dict(study.resolve(point, smoke)))
+        row = {"trial_id": result.metrics.get("trial_id", ""), **{k: str(v) for k, v in point.items() if k != "seed"}}
+        row["seed"] = int(point["seed"])
+        row.update({f"config.{k}": str(v) for k, v in config.items()})
+        row.update({k: (v if math.isfinite(v) else None) for k, v in final_metrics(result.metrics).items()})
+        rows.append(row)
+    return pl.DataFrame(rows) if rows else pl.DataFrame(), failed
+
+
+__all__ = ["SweepSettings", "SweepOutcome", "run_sweep", "ConfigError"]

@@ -1,0 +1,220 @@
+"""Studies: a YAML file = base config + search space + seeds + metric/mode + report layout.
+
+```yaml
+name: musicrec-ratio
+base: {tokenizer: {kind: musicrec, codebook_size: 256}}       # overrides of the TrialConfig defaults
+axes:
+  ratio:                                                      # a labelled axis: each label sets several keys
+    grid: {"1:3": {tokenizer.shared_levels: 1, tokenizer.specific_levels: 3}, ...}
+  tokenizer.alpha: {loguniform: [1.0e-3, 1.0e-1]}             # a config path: values set that key
+seeds: [0, 1, 2]
+metric: valid/ndcg@10
+mode: max
+search: {algorithm: grid, scheduler: none}
+report: {rows: [ratio], metrics: [test/ndcg@10], best: test/ndcg@10}
+smoke: {dataset.num_tracks: 300}                              # overrides applied by --smoke
+```
+Loading fails with a message that names the file, the bad key and the valid choices.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from raysid.config import ConfigError, build, override, require
+from raysid.pipeline import TrialConfig, parse_trial_config
+from raysid.results import ReportLayout
+
+AXIS_KINDS = ("grid", "choice", "uniform", "loguniform", "int")
+STUDY_DIRS = (Path.cwd() / "search_spaces", Path(__file__).resolve().parents[2] / "search_spaces")
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One dimension of the search space."""
+
+    name: str  # a dotted config path, or a label whose grid values are mappings of config paths
+    kind: Literal["grid", "choice", "uniform", "loguniform", "int"]
+    values: tuple[Any, ...]  # grid/choice: the options (labels for labelled axes); ranges: (low, high)
+    settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # label -> {path: value}
+
+    def overrides(self, value: Any) -> dict[str, Any]:
+        """The config updates that setting this axis to ``value`` implies."""
+        return dict(self.settings[value]) if self.settings else {self.name: value}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    algorithm: Literal["grid", "optuna"] = "grid"  # grid: every combination; optuna: TPE sampling
+    num_samples: int = 1  # optuna: configurations to sample (grid: repeats of the whole grid)
+    scheduler: Literal["none", "asha"] = "none"  # asha stops weak trials early on the study metric
+    grace_period: int = 2  # asha: epochs before a trial may be stopped
+    max_concurrent: int = 0  # trials at once; 0 = one per CPU of the cluster
+    max_failures: int = 1  # retries of a failed trial before it is reported as failed
+
+    def __post_init__(self) -> None:
+        require(self.num_samples >= 1, "search.num_samples", f"expected >= 1, got {self.num_samples}")
+        require(self.max_concurrent >= 0, "search.max_concurrent", f"expected >= 0, got {self.max_concurrent}")
+        require(self.grace_period >= 1, "search.grace_period", f"expected >= 1, got {self.grace_period}")
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    base: Mapping[str, Any]
+    axes: tuple[Axis, ...]
+    seeds: tuple[int, ...]
+    metric: str
+    mode: Literal["max", "min"]
+    search: SearchConfig
+    report: ReportLayout
+    smoke: Mapping[str, Any]
+    smoke_seeds: tuple[int, ...] = ()
+    source: str = "<memory>"
+
+    def seeds_for(self, smoke: bool) -> tuple[int, ...]:
+        """The seeds of a run: the smoke section may name fewer."""
+        return self.smoke_seeds if smoke and self.smoke_seeds else self.seeds
+
+    def resolve(self, point: Mapping[str, Any], smoke: bool = False) -> TrialConfig:
+        """The TrialConfig of one point ({axis name: value, "seed": int})."""
+        updates: dict[str, Any] = dict(self.smoke) if smoke else {}
+        for axis in self.axes:
+            updates.update(axis.overrides(point[axis.name]))
+        updates["seed"] = point["seed"]
+        return parse_trial_config(override(self.base, updates), f"{self.source}: config")
+
+    def grid_points(self, smoke: bool = False) -> list[dict[str, Any]]:
+        """Every combination of grid axes and seeds (grid studies only)."""
+        names = [axis.name for axis in self.axes]
+        options = [axis.values for axis in self.axes]
+        return [dict(zip([*names, "seed"], combo)) for combo in itertools.product(*options, self.seeds_for(smoke))]
+
+    def first_point(self) -> dict[str, Any]:
+        """The point of every axis's first value (a range's low end) and the first seed."""
+        return {axis.name: axis.values[0] for axis in self.axes} | {"seed": self.seeds[0]}
+
+
+STUDY_KEYS = ("name", "description", "base", "axes", "seeds", "metric", "mode", "search", "report", "smoke")
+
+
+def find_study(name_or_path: str) -> Path:
+    """A study by name (``search_spaces/NAME.yaml``) or by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    for folder in STUDY_DIRS:
+        candidate = folder / f"{name_or_path}.yaml"
+        if candidate.exists():
+            return candidate
+    known = sorted({p.stem for folder in STUDY_DIRS if folder.exists() for p in folder.glob("*.yaml")})
+    raise ConfigError(f"no study named {name_or_path!r}; known studies: {', '.join(known) or 'none'}")
+
+
+def list_studies() -> dict[str, str]:
+    """Study name -> description, for every YAML in search_spaces/."""
+    found = {}
+    for folder in STUDY_DIRS:
+        for path in sorted(folder.glob("*.yaml")) if folder.exists() else ():
+            found.setdefault(path.stem, load_study(path).description.strip().splitlines()[0])
+    return found
+
+
+def load_study(name_or_path: str | Path) -> Study:
+    """Load and validate a study YAML; every grid point must build a valid TrialConfig."""
+    path = find_study(str(name_or_path))
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse_study(data, str(path))
+
+
+def parse_study(data: Mapping[str, Any], source: str) -> Study:
+    require(isinstance(data, Mapping), source, "expected a mapping at the top level")
+    unknown = sorted(set(data) - set(STUDY_KEYS))
+    require(not unknown, source, f"unknown key(s) {', '.join(map(repr, unknown))}; valid keys are: {', '.join(STUDY_KEYS)}")
+    require("name" in data, source, "missing key 'name'")
+    search = build(SearchConfig, data.get("search"), f"{source}: search")
+    axes = tuple(_parse_axis(name, spec, f"{source}: axes.{name}") for name, spec in (data.get("axes") or {}).items())
+    seeds = _parse_seeds(data.get("seeds", [0]), f"{source}: seeds")
+    smoke = dict(data.get("smoke") or {})
+    smoke_seeds = _parse_seeds(smoke.pop("seeds"), f"{source}: smoke.seeds") if "seeds" in smoke else ()
+    mode = data.get("mode", "max")
+    require(mode in ("max", "min"), f"{source}: mode", f"got {mode!r}; valid choices are: 'max', 'min'")
+    study = Study(
+        name=str(data["name"]), description=str(data.get("description", "")), base=dict(data.get("base") or {}),
+        axes=axes, seeds=seeds, metric=str(data.get("metric", "valid/ndcg@10")), mode=mode, search=search,
+        report=_parse_report(data.get("report") or {}, axes, mode, f"{source}: report"),
+        smoke=smoke, smoke_seeds=smoke_seeds, source=source,
+    )
+    _check_points(study)
+    return study
+
+
+def _parse_axis(name: str, spec: Any, where: str) -> Axis:
+    require(isinstance(spec, Mapping) and len(spec) == 1, where, f"expected one of {', '.join(AXIS_KINDS)} with its values, got {spec!r}")
+    kind, values = next(iter(spec.items()))
+    require(kind in AXIS_KINDS, where, f"unknown axis kind {kind!r}; valid kinds are: {', '.join(AXIS_KINDS)}")
+    if kind in ("grid", "choice"):
+        if isinstance(values, Mapping):
+            require(len(values) > 0, where, "a labelled grid needs at least one label")
+            settings = {str(label): dict(v or {}) for label, v in values.items()}
+            return Axis(name, kind, tuple(settings), settings)
+        require(isinstance(values, list) and len(values) > 0, where, f"expected a non-empty list of values, got {values!r}")
+        return Axis(name, kind, tuple(values))
+    require(isinstance(values, list) and len(values) == 2, where, f"{kind} expects [low, high], got {values!r}")
+    low, high = (float(v) if kind != "int" else int(v) for v in values)
+    require(low < high and (kind != "loguniform" or low > 0), where, f"expected 0 < low < high for {kind}, got {values!r}")
+    return Axis(name, kind, (low, high))
+
+
+def _parse_seeds(seeds: Any, where: str) -> tuple[int, ...]:
+    require(isinstance(seeds, list) and len(seeds) > 0, where, f"expected a non-empty list of integers, got {seeds!r}")
+    require(all(isinstance(s, int) and not isinstance(s, bool) for s in seeds), where, f"expected integers, got {seeds!r}")
+    require(len(set(seeds)) == len(seeds), where, f"seeds repeat: {seeds!r}")
+    return tuple(seeds)
+
+
+def _parse_report(data: Mapping[str, Any], axes: tuple[Axis, ...], mode: str, where: str) -> ReportLayout:
+    axis_names = [axis.name for axis in axes]
+    rows = tuple(data.get("rows", axis_names[:1]))
+    for row in rows:
+        require(row in axis_names, f"{where}.rows", f"{row!r} is not an axis; axes are: {', '.join(axis_names) or 'none'}")
+    metrics = tuple(data.get("metrics", ("test/hr@5", "test/hr@10", "test/ndcg@5", "test/ndcg@10")))
+    values = {"rows": rows, "metrics": metrics, "best": data.get("best", metrics[0]), "mode": data.get("mode", mode)}
+    values.update({k: v for k, v in data.items() if k not in values})
+    return build(ReportLayout, values, where)
+
+
+def _check_points(study: Study) -> None:
+    """Build the TrialConfig of every grid label (and range endpoint) so bad keys fail at load time."""
+    if study.search.algorithm == "grid":
+        for axis in study.axes:
+            require(axis.kind == "grid", f"{study.source}: axes.{axis.name}",
+                    f"a {axis.kind!r} axis needs search.algorithm: optuna (grid search takes only 'grid' axes)")
+    first = study.first_point()
+    for axis in study.axes:
+        for value in axis.values:
+            point = dict(first, **{axis.name: value})
+            if axis.kind == "int":
+                point[axis.name] = int(value)
+            study.resolve(point)
+            study.resolve(point, smoke=True)
+    require(study.metric in known_metrics(study.resolve(first)), f"{study.source}: metric",
+            f"{study.metric!r} is not a metric a trial reports; examples: valid/ndcg@10, test/hr@5, sid/conflict_rate")
+
+
+def known_metrics(config: TrialConfig) -> set[str]:
+    """Names of the ranking and SID-quality metrics a trial with this config reports."""
+    ranking = {f"{name}@{k}" for k in config.evaluation.ks for name in ("hr", "ndcg", "recall")} | {"mrr"}
+    splits = {f"{split}/{m}" for split in ("valid", "test") for m in ranking}
+    quality = {f"sid/{prefix}{m}" for prefix in ("", "test_") for m in ("cur", "cardinality", "conflict_rate")}
+    return splits | {f"popularity/{m}" for m in splits} | quality

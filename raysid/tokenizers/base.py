@@ -1,0 +1,114 @@
+"""The contract every tokenizer follows, and the input checks they share.
+
+A tokenizer turns per-modality item feature matrices into semantic IDs: one integer code per position,
+each position with its own codebook and token prefix. Rows of every matrix are item ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+OnEpoch = Callable[[int, dict[str, float]], None]
+"""Called after each training epoch with (epoch, {"tokenizer/loss": ..., ...})."""
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Fit on the train items' features, then map every item to a row of codes and back."""
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """Size of the codebook of each code position, in order."""
+        ...
+
+    @property
+    def position_names(self) -> tuple[str, ...]:
+        """Token prefix of each code position, e.g. ("s1", "s2", "text1", "audio1")."""
+        ...
+
+    def fit(
+        self,
+        features: dict[str, np.ndarray],
+        train_items: np.ndarray,
+        collaborative: np.ndarray | None = None,
+        on_epoch: OnEpoch | None = None,
+    ) -> Tokenizer:
+        """Train on rows ``train_items`` of ``features`` (modality -> (items, dim) float32 for all items);
+        ``collaborative`` is (items, d_cf) CF embeddings of all items, or None."""
+        ...
+
+    def encode(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Codes of every row: (items, positions) int64, each code in [0, codebook_sizes[position])."""
+        ...
+
+    def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """Reconstruction of each modality from codes: modality -> (items, dim) float32."""
+        ...
+
+    def save(self, folder: Path) -> None:
+        """Write everything ``load`` needs into ``folder``."""
+        ...
+
+    @classmethod
+    def load(cls, folder: Path) -> Tokenizer:
+        """Rebuild a fitted tokenizer written by ``save``."""
+        ...
+
+
+def check_fit_inputs(
+    features: Mapping[str, np.ndarray], train_items: np.ndarray, collaborative: np.ndarray | None
+) -> int:
+    """Validate the arguments of ``Tokenizer.fit``; return the number of items.
+
+    Raises ValueError naming the problem: no modality, a matrix that is not 2-D or finite, matrices with
+    different row counts, an empty or out-of-range ``train_items``, or ``collaborative`` with the wrong rows.
+    """
+    if not features:
+        raise ValueError("features: expected at least one modality, got none")
+    rows = {name: _check_matrix(f"features[{name!r}]", matrix) for name, matrix in features.items()}
+    if len(set(rows.values())) > 1:
+        raise ValueError(f"features: modalities have different numbers of rows (items): {rows}")
+    num_items = next(iter(rows.values()))
+    train_items = np.asarray(train_items)
+    if train_items.ndim != 1 or not np.issubdtype(train_items.dtype, np.integer):
+        raise ValueError(f"train_items: expected a 1-D integer array, got {train_items.dtype} {train_items.shape}")
+    if train_items.size < 1:
+        raise ValueError("train_items: no training rows; every modality needs at least one")
+    if train_items.min() < 0 or train_items.max() >= num_items:
+        low, high = train_items.min(), train_items.max()
+        raise ValueError(f"train_items: ids must lie in [0, {num_items}), got values in [{low}, {high}]")
+    if collaborative is not None:
+        cf_rows = _check_matrix("collaborative", collaborative)
+        if cf_rows != num_items:
+            raise ValueError(f"collaborative: expected {num_items} rows (one per item), got {cf_rows}")
+    return num_items
+
+
+def check_encode_inputs(features: Mapping[str, np.ndarray], input_dims: Mapping[str, int]) -> int:
+    """Validate features passed to encode against the modalities and dims seen at fit; return the row count."""
+    if set(features) != set(input_dims):
+        raise ValueError(f"features: expected modalities {sorted(input_dims)}, got {sorted(features)}")
+    rows = {}
+    for name, dim in input_dims.items():
+        rows[name] = _check_matrix(f"features[{name!r}]", features[name])
+        if features[name].shape[1] != dim:
+            raise ValueError(f"features[{name!r}]: expected {dim} columns as at fit, got {features[name].shape[1]}")
+    if len(set(rows.values())) > 1:
+        raise ValueError(f"features: modalities have different numbers of rows (items): {rows}")
+    return next(iter(rows.values()))
+
+
+def _check_matrix(where: str, matrix: np.ndarray) -> int:
+    """Check a 2-D finite numeric matrix with at least one column; return its row count."""
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[1] < 1:
+        raise ValueError(f"{where}: expected a 2-D (items, dim) matrix, got shape {matrix.shape}")
+    if not np.issubdtype(matrix.dtype, np.number):
+        raise ValueError(f"{where}: expected numbers, got dtype {matrix.dtype}")
+    if not np.isfinite(matrix).all():
+        raise ValueError(f"{where}: contains NaN or infinite values")
+    return matrix.shape[0]

@@ -1,0 +1,383 @@
+"""MusicRec's shared–specific semantic tokenizer (musicrec.txt eqs. 2–12), generalised to M modalities.
+
+Per-modality MLP encoders x_m -> z_m ∈ R^d; a linear projection of [z_1; …; z_M] gives the joint latent
+z ∈ R^{M·d}; a shared residual quantizer (L_e levels) quantizes z; its last residual is split into M chunks
+of d, each quantized by that modality's own residual quantizer (L_c levels); ẑ_m = shared chunk m +
+specific sum (eq. 6) is decoded back to x_m by a per-modality MLP. An item's identifier is its L_e shared
+codes followed, per modality, by its L_c specific codes.
+
+Where the paper is silent:
+- τ (InfoNCE temperature) is not given in the paper; 0.1 is our default.
+- Eq. 10 compares ẑ ∈ R^{M·d} with z_cf ∈ R^{d_cf} by cosine similarity; the paper leaves the dimension
+  mismatch implicit. We pass ẑ through a learned linear map R^{M·d} -> R^{d_cf} (``cf_head``) before
+  normalising. L_relation (eq. 11) compares within-batch similarity matrices, so it uses ẑ directly.
+- Eq. 9 writes squared L2 norms; like TIGER/LETTER code we use the per-element MSE for reconstruction,
+  while the RQ loss (eq. 8) sums over dimensions and averages over the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raysid.config import build, require, to_dict
+from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
+from raysid.tokenizers.quantizers import ResidualQuantizer
+
+_EVAL_BATCH = 4096  # rows per forward pass in encode/decode
+
+
+@dataclass(frozen=True)
+class MusicRecConfig:
+    """Hyperparameters of the MusicRec tokenizer; defaults follow the paper's implementation details."""
+
+    latent_dim: int = 32  # d: latent and specific-codeword dimension per modality
+    hidden_dims: tuple[int, ...] = (256, 128)  # MLP encoder widths (Linear+ReLU); decoders mirror them
+    shared_levels: int = 2  # L_e: shared codebooks, codewords in R^{M·d}
+    specific_levels: int = 2  # L_c: codebooks per modality, codewords in R^d
+    codebook_size: int = 256  # N: codewords per codebook
+    commitment_weight: float = 0.25  # μ of eq. 8
+    alpha: float = 1e-2  # weight of L_align (eq. 12)
+    beta: float = 1e-4  # weight of L_relation (eq. 12)
+    temperature: float = 0.1  # τ of the InfoNCE of eq. 10 (not given in the paper)
+    epochs: int = 60  # passes over the train items
+    batch_size: int = 256  # items per Adam step (also the in-batch negatives of L_align)
+    learning_rate: float = 1e-3  # Adam
+    reset_dead_codes: bool = True  # re-seed codes unused in an epoch to live residuals
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
+    seed: int = 0  # weights, k-means, shuffling, dead-code resets
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
+        where = "tokenizer"
+        require(self.latent_dim >= 1, f"{where}.latent_dim", f"must be >= 1, got {self.latent_dim}")
+        widths_ok = all(h >= 1 for h in self.hidden_dims)
+        require(widths_ok, f"{where}.hidden_dims", f"widths must be >= 1, got {self.hidden_dims}")
+        require(self.shared_levels >= 0, f"{where}.shared_levels", f"must be >= 0, got {self.shared_levels}")
+        require(self.specific_levels >= 0, f"{where}.specific_levels", f"must be >= 0, got {self.specific_levels}")
+        require(
+            self.shared_levels + self.specific_levels >= 1,
+            f"{where}.shared_levels",
+            "shared_levels + specific_levels must be >= 1 (an identifier needs at least one code)",
+        )
+        require(self.codebook_size >= 1, f"{where}.codebook_size", f"must be >= 1, got {self.codebook_size}")
+        mu = self.commitment_weight
+        require(mu >= 0, f"{where}.commitment_weight", f"must be >= 0, got {mu}")
+        require(self.alpha >= 0, f"{where}.alpha", f"must be >= 0, got {self.alpha}")
+        require(self.beta >= 0, f"{where}.beta", f"must be >= 0, got {self.beta}")
+        require(self.temperature > 0, f"{where}.temperature", f"must be > 0, got {self.temperature}")
+        require(self.epochs >= 1, f"{where}.epochs", f"must be >= 1, got {self.epochs}")
+        require(self.batch_size >= 1, f"{where}.batch_size", f"must be >= 1, got {self.batch_size}")
+        require(self.learning_rate > 0, f"{where}.learning_rate", f"must be > 0, got {self.learning_rate}")
+        require(
+            re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
+            f"{where}.device",
+            f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}",
+        )
+
+
+def _mlp(widths: list[int]) -> nn.Sequential:
+    """Linear+ReLU stack through ``widths``; no activation after the last Linear."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(widths) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class QuantizedLatent(NamedTuple):
+    """The quantization of a batch of joint latents z (batch, M·d)."""
+
+    zhat: torch.Tensor  # (batch, M*d) [ẑ_1; …; ẑ_M], straight-through w.r.t. z
+    codes: torch.Tensor  # (batch, L_e + M*L_c) int64
+    loss: torch.Tensor  # scalar L_RQ^e + Σ_m L_RQ^m
+    specific_inputs: list[torch.Tensor]  # M × (batch, d): chunks of the last shared residual r_{L_e}
+
+
+class MusicRecNetwork(nn.Module):
+    """Encoders, projection, shared and specific residual quantizers, decoders and the CF head."""
+
+    def __init__(self, config: MusicRecConfig, input_dims: list[int], cf_dim: int | None):
+        super().__init__()
+        d, m = config.latent_dim, len(input_dims)
+        self.latent_dim = d
+        self.encoders = nn.ModuleList(_mlp([dim, *config.hidden_dims, d]) for dim in input_dims)
+        self.projection = nn.Linear(m * d, m * d)  # z = Linear([z_1; …; z_M])
+        self.shared = ResidualQuantizer(config.shared_levels, config.codebook_size, m * d, config.commitment_weight)
+        self.specific = nn.ModuleList(
+            ResidualQuantizer(config.specific_levels, config.codebook_size, d, config.commitment_weight)
+            for _ in input_dims
+        )
+        self.decoders = nn.ModuleList(_mlp([d, *reversed(config.hidden_dims), dim]) for dim in input_dims)
+        self.cf_head = nn.Linear(m * d, cf_dim) if cf_dim else None  # ẑ -> R^{d_cf} for L_align
+
+    def latent(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        """Joint latent z (batch, M*d) from the modalities' features (eq. 2 and the projection)."""
+        return self.projection(torch.cat([encoder(x) for encoder, x in zip(self.encoders, xs)], dim=1))
+
+    def quantize(self, z: torch.Tensor) -> QuantizedLatent:
+        """Shared RQ on z (eq. 3), specific RQ on the split residual (eqs. 4–5), ẑ_m as in eq. 6."""
+        shared = self.shared(z)
+        specific_inputs = list(shared.residual.split(self.latent_dim, dim=1))  # M × (batch, d)
+        outputs = [quantizer(r) for quantizer, r in zip(self.specific, specific_inputs)]
+        shared_chunks = shared.quantized.detach().split(self.latent_dim, dim=1)  # M × (batch, d)
+        values = torch.cat([c + o.quantized.detach() for c, o in zip(shared_chunks, outputs)], dim=1)
+        zhat = values + (z - z.detach())  # (batch, M*d) value ẑ exactly, gradient identity to z
+        codes = torch.cat([shared.codes, *(o.codes for o in outputs)], dim=1)
+        loss = shared.loss + sum((o.loss for o in outputs), z.new_zeros(()))
+        return QuantizedLatent(zhat, codes, loss, specific_inputs)
+
+    def split_codes(self, codes: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(batch, L_e + M*L_c) -> shared codes (batch, L_e) and M × (batch, L_c)."""
+        shared_levels = self.shared.num_levels
+        specific_levels = self.specific[0].num_levels
+        specific = codes[:, shared_levels:].split(specific_levels, dim=1) if specific_levels else []
+        return codes[:, :shared_levels], list(specific) or [codes[:, :0] for _ in self.specific]
+
+    def zhat_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """ẑ (batch, M*d) from an identifier's codes, by the same sums as ``quantize``."""
+        shared_codes, specific_codes = self.split_codes(codes)
+        shared_chunks = self.shared.decode(shared_codes).split(self.latent_dim, dim=1)
+        parts = [c + q.decode(s) for c, q, s in zip(shared_chunks, self.specific, specific_codes)]
+        return torch.cat(parts, dim=1)
+
+    def reconstruct(self, zhat: torch.Tensor) -> list[torch.Tensor]:
+        """Per-modality decoders (eq. 7): ẑ (batch, M*d) -> M × (batch, dim_m)."""
+        chunks = zhat.split(self.latent_dim, dim=1)
+        return [decoder(chunk) for decoder, chunk in zip(self.decoders, chunks)]
+
+
+def build_network(config: MusicRecConfig, input_dims: list[int], cf_dim: int | None) -> MusicRecNetwork:
+    """The network with weights drawn from ``config.seed`` without touching the global torch RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return MusicRecNetwork(config, input_dims, cf_dim)
+
+
+def alignment_loss(zhat: torch.Tensor, cf: torch.Tensor, head: nn.Module, temperature: float) -> torch.Tensor:
+    """In-batch InfoNCE between normalised head(ẑ) (batch, d_cf) and normalised z_cf (eq. 10)."""
+    query = F.normalize(head(zhat), dim=1)  # (batch, d_cf)
+    keys = F.normalize(cf, dim=1)  # (batch, d_cf)
+    logits = query @ keys.T / temperature  # (batch, batch)
+    return F.cross_entropy(logits, torch.arange(len(zhat), device=zhat.device))
+
+
+def relation_loss(zhat: torch.Tensor, cf: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference of the in-batch cosine-similarity matrices of ẑ and z_cf (eq. 11)."""
+    quantized = F.normalize(zhat, dim=1)
+    collaborative = F.normalize(cf, dim=1)
+    return (quantized @ quantized.T - collaborative @ collaborative.T).pow(2).mean()
+
+
+def _position_usage(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """How often each code was chosen at each position: codes (batch, positions) -> (positions, N)."""
+    offsets = torch.arange(codes.shape[1]) * codebook_size  # (positions,)
+    counts = torch.bincount((codes + offsets[None, :]).flatten(), minlength=codes.shape[1] * codebook_size)
+    return counts.view(codes.shape[1], codebook_size)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; anything else as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class MusicRecTokenizer:
+    """MusicRec tokenizer behind the ``Tokenizer`` contract (see ``raysid.tokenizers.base``)."""
+
+    def __init__(self, config: MusicRecConfig):
+        self.config = config
+        self.modalities: tuple[str, ...] = ()  # set at fit, in the features' order
+        self.input_dims: dict[str, int] = {}
+        self.cf_dim: int | None = None
+        self.network: MusicRecNetwork | None = None
+        self.device = resolve_device(config.device)
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """N for each of the L_e + M·L_c positions."""
+        return (self.config.codebook_size,) * len(self.position_names)
+
+    @property
+    def position_names(self) -> tuple[str, ...]:
+        """("s1", …, "s{L_e}") then, per modality, ("{modality}1", …, "{modality}{L_c}")."""
+        if not self.modalities:
+            raise RuntimeError("MusicRecTokenizer: position names are known after fit or load")
+        shared = tuple(f"s{level}" for level in range(1, self.config.shared_levels + 1))
+        levels = range(1, self.config.specific_levels + 1)
+        return shared + tuple(f"{name}{level}" for name in self.modalities for level in levels)
+
+    def fit(
+        self,
+        features: dict[str, np.ndarray],
+        train_items: np.ndarray,
+        collaborative: np.ndarray | None = None,
+        on_epoch: OnEpoch | None = None,
+    ) -> MusicRecTokenizer:
+        """Train on the rows ``train_items`` with Adam; see the module docstring for the loss."""
+        check_fit_inputs(features, train_items, collaborative)
+        config = self.config
+        self.modalities = tuple(features)
+        self.input_dims = {name: int(matrix.shape[1]) for name, matrix in features.items()}
+        use_cf = collaborative is not None and (config.alpha > 0 or config.beta > 0)
+        self.cf_dim = int(collaborative.shape[1]) if use_cf else None
+        rows = np.asarray(train_items, dtype=np.int64)
+        xs = [self._tensor(features[name][rows]) for name in self.modalities]  # M × (n, dim_m)
+        cf = self._tensor(collaborative[rows]) if use_cf else None  # (n, d_cf)
+        self.network = build_network(config, list(self.input_dims.values()), self.cf_dim).to(self.device)
+        optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
+        generator = torch.Generator().manual_seed(config.seed)
+        for epoch in range(config.epochs):
+            order = torch.randperm(len(rows), generator=generator).to(self.device)
+            if epoch == 0:
+                self._init_codebooks([x[order[: config.batch_size]] for x in xs])
+            metrics = self._train_epoch(xs, cf, order, optimizer, generator)
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+        return self
+
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
+
+    @torch.no_grad()
+    def _init_codebooks(self, xs: list[torch.Tensor]) -> None:
+        """k-means on the first batch: shared levels on z, then each modality's levels on its residual chunk."""
+        network, seed = self._network(), self.config.seed
+        z = network.latent(xs)  # (batch, M*d)
+        network.shared.init_kmeans(z, seed)
+        chunks = network.shared(z).residual.split(network.latent_dim, dim=1)
+        for m, (quantizer, chunk) in enumerate(zip(network.specific, chunks)):
+            quantizer.init_kmeans(chunk, seed + 1000 * (m + 1))
+
+    def _losses(self, xs: list[torch.Tensor], cf: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Loss terms of eq. 12 for one batch, and the batch's codes (batch, positions)."""
+        network, config = self._network(), self.config
+        quantized = network.quantize(network.latent(xs))
+        reconstructions = network.reconstruct(quantized.zhat)
+        terms = {
+            "recon": sum((F.mse_loss(r, x) for r, x in zip(reconstructions, xs)), xs[0].new_zeros(())),
+            "rq": quantized.loss,
+            "align": xs[0].new_zeros(()),
+            "relation": xs[0].new_zeros(()),
+        }
+        if cf is not None and config.alpha > 0:
+            terms["align"] = alignment_loss(quantized.zhat, cf, network.cf_head, config.temperature)
+        if cf is not None and config.beta > 0:
+            terms["relation"] = relation_loss(quantized.zhat, cf)
+        terms["loss"] = terms["recon"] + terms["rq"] + config.alpha * terms["align"] + config.beta * terms["relation"]
+        return terms, quantized.codes
+
+    def _train_epoch(
+        self,
+        xs: list[torch.Tensor],
+        cf: torch.Tensor | None,
+        order: torch.Tensor,
+        optimizer: torch.optim.Optimizer,
+        generator: torch.Generator,
+    ) -> dict[str, float]:
+        """One pass over the train rows in ``order``; returns the epoch's mean loss terms."""
+        network = self._network().train()
+        totals: dict[str, float] = {}
+        usage = torch.zeros((self._identifier_length(), self.config.codebook_size), dtype=torch.long)
+        for start in range(0, len(order), self.config.batch_size):
+            batch = order[start : start + self.config.batch_size]
+            terms, codes = self._losses([x[batch] for x in xs], None if cf is None else cf[batch])
+            optimizer.zero_grad()
+            terms["loss"].backward()
+            optimizer.step()
+            usage += _position_usage(codes.cpu(), self.config.codebook_size)
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + float(value.detach()) * len(batch)
+        if self.config.reset_dead_codes:
+            self._reset_dead_codes(xs, usage, generator)
+        return {f"tokenizer/{name}": total / len(order) for name, total in totals.items()}
+
+    def _identifier_length(self) -> int:
+        """Number of codebooks = identifier length L_e + M·L_c."""
+        return self.config.shared_levels + len(self.modalities) * self.config.specific_levels
+
+    @torch.no_grad()
+    def _reset_dead_codes(self, xs: list[torch.Tensor], usage: torch.Tensor, generator: torch.Generator) -> None:
+        """Re-seed codes unused this epoch to residuals of a random sample of train rows."""
+        network = self._network()
+        size = min(len(xs[0]), max(self.config.batch_size, self.config.codebook_size))
+        sample = torch.randperm(len(xs[0]), generator=generator)[:size].to(self.device)
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        z = network.latent([x[sample] for x in xs])  # (size, M*d)
+        shared_levels, specific_levels = self.config.shared_levels, self.config.specific_levels
+        network.shared.reset_dead_codes(z, usage[:shared_levels], seed)
+        chunks = network.shared(z).residual.split(network.latent_dim, dim=1)  # M × (size, d)
+        for m, (quantizer, chunk) in enumerate(zip(network.specific, chunks)):
+            counts = usage[shared_levels + m * specific_levels : shared_levels + (m + 1) * specific_levels]
+            quantizer.reset_dead_codes(chunk, counts, seed + m + 1)
+
+    def _network(self) -> MusicRecNetwork:
+        if self.network is None:
+            raise RuntimeError("MusicRecTokenizer: call fit or load first")
+        return self.network
+
+    @torch.no_grad()
+    def encode(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Identifiers of all rows: (items, L_e + M·L_c) int64, shared codes first then per modality."""
+        network = self._network().eval()
+        num_items = check_encode_inputs(features, self.input_dims)
+        codes = []
+        for start in range(0, num_items, _EVAL_BATCH):
+            xs = [self._tensor(features[name][start : start + _EVAL_BATCH]) for name in self.modalities]
+            codes.append(network.quantize(network.latent(xs)).codes.cpu())
+        if not codes:
+            return np.zeros((0, self._identifier_length()), np.int64)
+        return torch.cat(codes).numpy().astype(np.int64)
+
+    @torch.no_grad()
+    def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-modality reconstructions x̂_m (items, dim_m) float32 of identifiers (items, positions)."""
+        network = self._network().eval()
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[1] != self._identifier_length():
+            raise ValueError(f"codes: expected shape (items, {self._identifier_length()}), got {codes.shape}")
+        if codes.size and (codes.min() < 0 or codes.max() >= self.config.codebook_size):
+            raise ValueError(f"codes: values must lie in [0, {self.config.codebook_size})")
+        parts: list[list[np.ndarray]] = [[] for _ in self.modalities]
+        for start in range(0, len(codes), _EVAL_BATCH):
+            batch = torch.as_tensor(codes[start : start + _EVAL_BATCH], dtype=torch.long, device=self.device)
+            for part, x in zip(parts, network.reconstruct(network.zhat_from_codes(batch))):
+                part.append(x.cpu().numpy())
+        return {
+            name: np.concatenate(part) if part else np.zeros((0, self.input_dims[name]), np.float32)
+            for name, part in zip(self.modalities, parts)
+        }
+
+    def save(self, folder: Path) -> None:
+        """Write ``tokenizer.json`` (config, modalities, input dims, CF dim) and ``model.pt`` (state dict)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"config": to_dict(self.config), "input_dims": self.input_dims, "cf_dim": self.cf_dim}
+        meta["modalities"] = list(self.modalities)
+        (folder / "tokenizer.json").write_text(json.dumps(meta, indent=2))
+        torch.save(self._network().state_dict(), folder / "model.pt")
+
+    @classmethod
+    def load(cls, folder: Path) -> MusicRecTokenizer:
+        """Rebuild a tokenizer written by ``save``."""
+        folder = Path(folder)
+        meta = json.loads((folder / "tokenizer.json").read_text())
+        tokenizer = cls(build(MusicRecConfig, meta["config"], "tokenizer"))
+        tokenizer.modalities = tuple(meta["modalities"])
+        tokenizer.input_dims = {name: int(meta["input_dims"][name]) for name in tokenizer.modalities}
+        tokenizer.cf_dim = meta["cf_dim"]
+        dims = list(tokenizer.input_dims.values())
+        tokenizer.network = build_network(tokenizer.config, dims, tokenizer.cf_dim).to(tokenizer.device)
+        state = torch.load(folder / "model.pt", map_location=tokenizer.device, weights_only=True)
+        tokenizer.network.load_state_dict(state)
+        return tokenizer

@@ -1,0 +1,172 @@
+"""The synthetic catalog: determinism, hierarchy, shared/specific modality signal, playlist statistics."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from raysid.config import ConfigError, build
+from raysid.data.catalog import CatalogConfig, generate_catalog
+from raysid.data.dataset import Dataset
+
+SMALL = CatalogConfig(num_tracks=600, num_playlists=400, num_genres=4, subgenres_per_genre=3, num_artists=60, seed=3)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Dataset:
+    return generate_catalog(SMALL)
+
+
+def _column(dataset: Dataset, name: str) -> np.ndarray:
+    return dataset.items[name].to_numpy()
+
+
+def _consecutive_pairs(dataset: Dataset) -> np.ndarray:
+    """(pairs, 2) consecutive (previous, next) track ids within playlists."""
+    return np.concatenate([np.stack([s[:-1], s[1:]], axis=1) for s in dataset.sequences])
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    centred = matrix - matrix.mean(axis=0)
+    return centred / np.linalg.norm(centred, axis=1, keepdims=True)
+
+
+def test_same_seed_identical_output_and_other_seed_differs(catalog: Dataset) -> None:
+    again = generate_catalog(SMALL)
+    assert again.name == "catalog"
+    assert again.items.equals(catalog.items)
+    assert list(again.modalities) == ["text", "audio", "tags"]
+    for name, matrix in catalog.modalities.items():
+        np.testing.assert_array_equal(again.modalities[name], matrix)
+    assert len(again.sequences) == len(catalog.sequences)
+    assert all(np.array_equal(a, b) for a, b in zip(again.sequences, catalog.sequences))
+    other = generate_catalog(CatalogConfig(**{**SMALL.__dict__, "seed": 4}))
+    assert not other.items.equals(catalog.items)
+    assert not np.array_equal(other.modalities["text"], catalog.modalities["text"])
+    assert not all(np.array_equal(a, b) for a, b in zip(other.sequences, catalog.sequences))
+
+
+def test_items_frame_and_modality_shapes(catalog: Dataset) -> None:
+    expected = ["item_id", "genre", "subgenre", "artist", "release_year", "release_month", "release_day",
+                "tempo", "key", "popularity", "title"]
+    assert catalog.items.columns == expected
+    np.testing.assert_array_equal(_column(catalog, "item_id"), np.arange(SMALL.num_tracks))
+    assert catalog.items["title"][17] == f"track 17 by artist {catalog.items['artist'][17]}"
+    assert catalog.items["key"].is_between(0, 23).all() and catalog.items["release_month"].is_between(1, 12).all()
+    for name, dim in (("text", SMALL.text_dim), ("audio", SMALL.audio_dim), ("tags", SMALL.num_tags)):
+        assert catalog.modalities[name].shape == (SMALL.num_tracks, dim)
+        assert catalog.modalities[name].dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(catalog.modalities["text"], axis=1), 1.0, rtol=1e-5)
+    tags = catalog.modalities["tags"]
+    assert set(np.unique(tags)) == {0.0, 1.0}
+    assert tags.sum(axis=1).min() >= 2 and tags.sum(axis=1).max() <= 5
+
+
+def test_hierarchy_is_a_tree(catalog: Dataset) -> None:
+    per_artist = catalog.items.group_by("artist").agg(pl.col("subgenre").n_unique())
+    per_subgenre = catalog.items.group_by("subgenre").agg(pl.col("genre").n_unique())
+    assert (per_artist["subgenre"] == 1).all() and per_artist.height == SMALL.num_artists
+    assert (per_subgenre["genre"] == 1).all() and per_subgenre.height == SMALL.num_subgenres
+
+
+def test_metadata_depends_on_genre(catalog: Dataset) -> None:
+    for column in ("tempo", "release_year"):
+        values = _column(catalog, column).astype(np.float64)
+        means = catalog.items.group_by("genre").agg(pl.col(column).mean(), pl.len())
+        between = (means["len"].to_numpy() * (means[column].to_numpy() - values.mean()) ** 2).sum()
+        assert between / ((values - values.mean()) ** 2).sum() > 0.3, column  # genre explains > 30 %
+
+
+def test_same_artist_tracks_are_closer_in_every_modality(catalog: Dataset) -> None:
+    artist = _column(catalog, "artist")
+    rng = np.random.default_rng(0)
+    first, second = rng.integers(0, SMALL.num_tracks, (2, 5000))
+    same = (artist[first] == artist[second]) & (first != second)
+    for name, matrix in catalog.modalities.items():
+        unit = _unit(matrix)
+        cosine = (unit[first] * unit[second]).sum(axis=1)
+        assert cosine[same].mean() > cosine.mean() + 0.1, name
+
+
+def test_modalities_share_signal_but_have_specific_parts(catalog: Dataset) -> None:
+    sims = {}
+    for name, matrix in catalog.modalities.items():
+        unit = _unit(matrix[:300])
+        sims[name] = (unit @ unit.T)[np.triu_indices(300, k=1)]
+    for a, b, low in (("text", "audio", 0.3), ("text", "tags", 0.1), ("audio", "tags", 0.1)):
+        correlation = np.corrcoef(sims[a], sims[b])[0, 1]
+        assert low < correlation < 0.9, (a, b, correlation)  # shared signal, yet each has its own part
+
+
+def test_shared_weight_one_removes_the_specific_part() -> None:
+    tiny = CatalogConfig(num_tracks=300, num_playlists=10, num_genres=3, subgenres_per_genre=2, num_artists=30,
+                         shared_weight=1.0, noise=0.0)
+    data = generate_catalog(tiny)
+    text, audio = _unit(data.modalities["text"]), _unit(data.modalities["audio"])
+    artist = _column(data, "artist")
+    same = artist[:, None] == artist[None, :]
+    assert np.allclose((text @ text.T)[same], 1.0, atol=1e-4)  # identical hierarchy latent, no specific part
+    assert np.allclose((audio @ audio.T)[same], 1.0, atol=1e-4)
+
+
+def test_playlists_lengths_and_no_repeats(catalog: Dataset) -> None:
+    assert len(catalog.sequences) == SMALL.num_playlists
+    lengths = np.array([len(s) for s in catalog.sequences])
+    assert lengths.min() >= SMALL.min_length and lengths.max() <= SMALL.max_length
+    assert lengths.std() > 3  # a spread of lengths, not one fixed length
+    for sequence in catalog.sequences:
+        assert sequence.dtype == np.int64
+        assert len(np.unique(sequence)) == len(sequence)
+        assert sequence.min() >= 0 and sequence.max() < SMALL.num_tracks
+
+
+def test_popularity_is_skewed(catalog: Dataset) -> None:
+    counts = np.sort(np.bincount(np.concatenate(catalog.sequences), minlength=SMALL.num_tracks))[::-1]
+    assert counts[: SMALL.num_tracks // 10].sum() / counts.sum() > 0.35  # uniform would give 0.10
+    popularity = _column(catalog, "popularity")
+    played = np.bincount(np.concatenate(catalog.sequences), minlength=SMALL.num_tracks)
+    assert np.corrcoef(popularity, np.log1p(played))[0, 1] > 0.5
+
+
+def test_next_track_follows_subgenre_and_artist(catalog: Dataset) -> None:
+    pairs = _consecutive_pairs(catalog)
+    subgenre, artist = _column(catalog, "subgenre"), _column(catalog, "artist")
+    chance_subgenre = ((np.bincount(subgenre) / SMALL.num_tracks) ** 2).sum()
+    chance_artist = ((np.bincount(artist) / SMALL.num_tracks) ** 2).sum()
+    assert (subgenre[pairs[:, 0]] == subgenre[pairs[:, 1]]).mean() > max(0.7, 5 * chance_subgenre)
+    assert (artist[pairs[:, 0]] == artist[pairs[:, 1]]).mean() > max(0.15, 5 * chance_artist)
+
+
+@pytest.mark.parametrize(
+    ("changes", "where"),
+    [
+        ({"num_tracks": 5}, "dataset.num_tracks"),
+        ({"min_length": 2}, "dataset.min_length"),
+        ({"min_length": 10, "max_length": 8}, "dataset.max_length: expected >= min_length = 10"),
+        ({"num_artists": 20}, "dataset.num_artists: expected >= num_genres * subgenres_per_genre = 32"),
+        ({"same_artist_prob": 1.5}, "dataset.same_artist_prob: expected a number in [0, 1]"),
+        ({"switch_subgenre_prob": -0.1}, "dataset.switch_subgenre_prob"),
+        ({"shared_weight": 2.0}, "dataset.shared_weight"),
+    ],
+)
+def test_invalid_config_names_the_field(changes: dict, where: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{re.escape(where)}"):
+        CatalogConfig(**changes)
+
+
+def test_config_builds_from_mapping() -> None:
+    cfg = build(CatalogConfig, {"num_tracks": 100, "num_artists": 40}, "dataset")
+    assert cfg.num_tracks == 100 and cfg.num_playlists == CatalogConfig().num_playlists
+    with pytest.raises(ConfigError, match="dataset: unknown key 'tracks'"):
+        build(CatalogConfig, {"tracks": 100}, "dataset")
+
+
+def test_save_load_round_trip(catalog: Dataset, tmp_path) -> None:
+    catalog.save(tmp_path)
+    loaded = Dataset.load(tmp_path)
+    assert loaded.items.equals(catalog.items) and loaded.meta["config"]["seed"] == SMALL.seed
+    np.testing.assert_array_equal(loaded.modalities["tags"], catalog.modalities["tags"])
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.sequences, catalog.sequences))

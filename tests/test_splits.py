@@ -1,0 +1,87 @@
+"""Leave-one-out and held-out-playlist splits."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from raysid.config import ConfigError, build
+from raysid.data.dataset import Dataset
+from raysid.data.splits import SplitConfig, leave_one_out, make_splits, playlist_split
+
+
+def _sequences(lengths: list[int]) -> list[np.ndarray]:
+    """Distinct consecutive ids: lengths [3, 2] -> [0 1 2], [3 4]."""
+    ends = np.cumsum(lengths)
+    return [np.arange(end - n, end, dtype=np.int64) for n, end in zip(lengths, ends)]
+
+
+def _dataset(sequences: list[np.ndarray]) -> Dataset:
+    num_items = int(max(s.max() for s in sequences)) + 1
+    return Dataset("tiny", pl.DataFrame({"item_id": np.arange(num_items)}), {}, sequences)
+
+
+def test_leave_one_out_by_hand() -> None:
+    splits = leave_one_out([np.array([0, 1, 2, 3, 4]), np.array([5, 6, 7]), np.array([8, 9])])
+    assert splits.kind == "leave_one_out"
+    assert [s.tolist() for s in splits.train] == [[0, 1, 2], [5]]
+    assert [h.tolist() for h in splits.valid.histories] == [[0, 1, 2], [5]]
+    assert splits.valid.targets.tolist() == [3, 6]
+    assert [h.tolist() for h in splits.test.histories] == [[0, 1, 2, 3], [5, 6]]
+    assert splits.test.targets.tolist() == [4, 7]
+    assert splits.test.targets.dtype == np.int64
+    assert splits.train_items().tolist() == [0, 1, 2, 5]
+
+
+def test_leave_one_out_all_short_names_the_reason() -> None:
+    with pytest.raises(ValueError, match="splits are empty: all 2 sequences are shorter than 3 items"):
+        leave_one_out([np.array([0, 1]), np.array([2])])
+
+
+def test_playlist_split_partitions_playlists() -> None:
+    sequences = _sequences([2, 3, 4, 5, 6] * 8)  # 40 playlists
+    splits = playlist_split(sequences, 0.1, 0.2, seed=1)
+    assert splits.kind == "playlist"
+    assert (len(splits.train), len(splits.valid), len(splits.test)) == (28, 4, 8)
+    rebuilt = [s.tolist() for s in splits.train]
+    for evalset in (splits.valid, splits.test):
+        rebuilt += [h.tolist() + [t] for h, t in zip(evalset.histories, evalset.targets.tolist())]
+    assert sorted(rebuilt) == sorted(s.tolist() for s in sequences)  # each playlist exactly once
+    again, other = playlist_split(sequences, 0.1, 0.2, seed=1), playlist_split(sequences, 0.1, 0.2, seed=2)
+    assert again.test.targets.tolist() == splits.test.targets.tolist()
+    assert other.test.targets.tolist() != splits.test.targets.tolist()
+
+
+def test_playlist_split_drops_single_item_playlists_and_errors_when_train_empty() -> None:
+    splits = playlist_split(_sequences([1, 2, 3, 4, 5]), 0.25, 0.25, seed=0)
+    assert len(splits.train) + len(splits.valid) + len(splits.test) == 4
+    with pytest.raises(ValueError, match="train split is empty: 2 playlists of length >= 2 leave none"):
+        playlist_split(_sequences([3, 4]), 0.1, 0.1, seed=0)
+    with pytest.raises(ValueError, match="all 2 sequences are shorter than 2 items"):
+        playlist_split(_sequences([1, 1]), 0.1, 0.1, seed=0)
+
+
+def test_make_splits_dispatches_on_kind() -> None:
+    dataset = _dataset(_sequences([4] * 20))
+    loo = make_splits(dataset, SplitConfig())
+    assert loo.kind == "leave_one_out" and len(loo.test) == 20
+    held_out = make_splits(dataset, SplitConfig(kind="playlist", valid_fraction=0.1, test_fraction=0.1))
+    assert held_out.kind == "playlist" and (len(held_out.train), len(held_out.test)) == (16, 2)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"kind": "random"}, "split.kind: got 'random'; valid choices are: 'leave_one_out', 'playlist'"),
+        ({"valid_fraction": 1.5}, "split.valid_fraction: expected a number in (0, 1)"),
+        ({"test_fraction": 0.0}, "split.test_fraction: expected a number in (0, 1)"),
+        ({"valid_fraction": 0.5, "test_fraction": 0.5},
+         "split.test_fraction: expected valid_fraction + test_fraction < 1"),
+    ],
+)
+def test_invalid_split_config_names_the_field(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        build(SplitConfig, changes, "split")

@@ -1,0 +1,74 @@
+"""The real sweep: local Ray Tune, a real MLflow SQLite store, Polars report; then a cached re-run."""
+
+import json
+
+import polars as pl
+import pytest
+from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
+
+import yaml
+from cli.main import app
+from raysid.sweep.runner import SweepSettings, run_sweep
+from raysid.sweep.space import find_study, parse_study
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tiny_study(tmp_path, tiny_overrides):
+    """The shipped musicrec-ratio study with two ratios, two seeds and the tiny sizes as smoke overrides."""
+    data = yaml.safe_load(find_study("musicrec-ratio").read_text())
+    data["name"] = "tiny-ratio"
+    data["axes"]["ratio"]["grid"].pop("2:2")
+    data["seeds"] = [0, 1]
+    data["smoke"] = tiny_overrides
+    return parse_study(data, str(tmp_path / "tiny-ratio.yaml"))
+
+
+def test_sweep_runs_on_ray_tracks_mlflow_and_writes_the_report(ray_local, tiny_study, tmp_path):
+    settings = SweepSettings(results_dir=tmp_path / "results", smoke=True, progress=False)
+    outcome = run_sweep(tiny_study, settings)
+    assert not outcome.failed
+    trials = pl.read_parquet(outcome.report["trials"])
+    assert trials.height == 4
+    assert sorted(zip(trials["ratio"], trials["seed"])) == [("1:3", 0), ("1:3", 1), ("3:1", 0), ("3:1", 1)]
+    assert {"test/hr@10", "test/ndcg@10", "valid/ndcg@10", "popularity/test/ndcg@10", "sid/conflict_rate",
+            "config.tokenizer.shared_levels"} <= set(trials.columns)
+    assert dict(zip(trials["ratio"], trials["config.tokenizer.shared_levels"])) == {"1:3": "1", "3:1": "3"}
+    summary = outcome.report["markdown"].read_text()
+    assert "1:3" in summary and "3:1" in summary and "popularity" in summary and "★" in summary
+    assert outcome.report["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    check_mlflow(outcome.tracking_uri, "tiny-ratio", trials)
+
+    again = run_sweep(tiny_study, settings)  # a finished sweep runs again from the stage cache
+    assert again.trials["cached/result"].to_list() == [1.0] * 4
+    merged = trials.join(again.trials, on=["ratio", "seed"], suffix="_again")
+    assert (merged["test/ndcg@10"] == merged["test/ndcg@10_again"]).all()
+
+
+def check_mlflow(uri, name, trials):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(name)
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("raysid.kind") == "sweep"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == trials.height
+    for child in children:
+        assert child.info.status == "FINISHED"
+        point = json.loads(child.data.tags["raysid.point"])
+        row = trials.filter((pl.col("ratio") == point["ratio"]) & (pl.col("seed") == point["seed"]))
+        assert child.data.metrics["test/ndcg_at_10"] == pytest.approx(row["test/ndcg@10"][0])
+        assert child.data.params["tokenizer.shared_levels"] == point["ratio"].split(":")[0]
+        history = client.get_metric_history(child.info.run_id, "recommender_epoch/train/loss")
+        assert len(history) >= 1
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"config.json", "semantic_ids.parquet"} <= artifacts
+
+
+def test_cli_sweep_help_and_bad_study(ray_local):
+    runner = CliRunner()
+    assert "--smoke" in runner.invoke(app, ["sweep", "--help"]).output
+    result = runner.invoke(app, ["sweep", "no-such-study"])
+    assert result.exit_code == 2 and "no study named 'no-such-study'" in result.output
