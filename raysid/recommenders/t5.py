@@ -64,7 +64,9 @@ class T5RecommenderConfig:
         require(0.0 <= self.dropout < 1.0, "recommender.dropout", f"must be in [0, 1), got {self.dropout}")
         require(self.learning_rate > 0, "recommender.learning_rate", f"must be positive, got {self.learning_rate}")
         require(self.weight_decay >= 0, "recommender.weight_decay", f"must be >= 0, got {self.weight_decay}")
-        require(0.0 <= self.warmup_ratio < 1.0, "recommender.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
+        require(
+            0.0 <= self.warmup_ratio < 1.0, "recommender.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}"
+        )
         require(
             self.precision in ("fp32", "bf16"),
             "recommender.precision",
@@ -287,28 +289,39 @@ class T5Recommender:
     def _beam_search_batch(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Constrained beam search for one batch of encoder inputs (users, tokens); see the module docstring."""
         users, beams = len(input_ids), self.config.beam_size
-        encoded = self.model.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (users, src, d)
-        encoded = (encoded.repeat_interleave(beams, dim=0),)  # (users*beams, src, d), computed once
-        mask = mask.repeat_interleave(beams, dim=0)  # (users*beams, src)
+        encoded, mask, cache, logits = self._first_step(input_ids, mask)
         scores = torch.full((users, beams), -math.inf, device=input_ids.device)
-        scores[:, 0] = 0.0  # all beams start at the root; only one of them is live
+        scores[:, 0] = 0.0  # every beam starts at the root; only one of them is live
         nodes = torch.zeros(users * beams, dtype=torch.int64, device=input_ids.device)  # trie node per beam
-        tokens = torch.full((users * beams,), PAD, dtype=torch.int64, device=input_ids.device)  # decoder start
-        cache = None
         for depth in range(self.trie.depth):
-            out = self.model(
-                encoder_outputs=encoded,
-                attention_mask=mask,
-                decoder_input_ids=tokens[:, None],
-                past_key_values=cache,
-                use_cache=True,
-            )
-            cache = out.past_key_values
-            logits = out.logits[:, -1].float()  # (users*beams, vocab)
+            if depth > 0:
+                out = self.model(
+                    encoder_outputs=encoded,
+                    attention_mask=mask,
+                    decoder_input_ids=tokens[:, None],
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+                logits = out.logits[:, -1].float()  # (users*beams, vocab)
             scores, tokens, nodes, parents = self._advance(depth, logits, scores, nodes)
-            cache.self_attention_cache.reorder_cache(parents)  # cross-attention is identical across beams
+            if depth + 1 < self.trie.depth:
+                cache.self_attention_cache.reorder_cache(parents)  # cross-attention is the same for all beams
         items = self.trie.items(nodes).view(users, beams)
         return torch.where(torch.isfinite(scores), items, -1), scores
+
+    def _first_step(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple:
+        """Encode once and run the decoder start token once per user, then copy the state to every beam.
+
+        Returns the encoder output and mask (users*beams, src, ...), the cache (self- and cross-attention
+        keys/values, users*beams rows) and the first step's (users*beams, vocab) logits.
+        """
+        encoded = self.model.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (users, src, d)
+        start = torch.full((len(input_ids), 1), PAD, dtype=torch.int64, device=input_ids.device)
+        out = self.model(encoder_outputs=(encoded,), attention_mask=mask, decoder_input_ids=start, use_cache=True)
+        expand = torch.arange(len(input_ids), device=input_ids.device).repeat_interleave(self.config.beam_size)
+        out.past_key_values.reorder_cache(expand)  # (users, ...) -> (users*beams, ...)
+        logits = out.logits[:, -1].float().index_select(0, expand)  # (users*beams, vocab)
+        return (encoded.index_select(0, expand),), mask.index_select(0, expand), out.past_key_values, logits
 
     def _advance(
         self, depth: int, logits: torch.Tensor, scores: torch.Tensor, nodes: torch.Tensor

@@ -42,7 +42,8 @@ class SemanticIds:
                 f"{len(self.position_names)} names and {len(self.codebook_sizes)} sizes"
             )
         reserved = {"item_id", "sid"}  # column names of to_frame()
-        if len(set(self.position_names)) != positions or not all(self.position_names) or reserved & set(self.position_names):
+        names = set(self.position_names)
+        if len(names) != positions or not all(self.position_names) or reserved & names:
             raise ValueError(
                 f"position_names must be distinct, non-empty and not 'item_id' or 'sid', got {self.position_names}"
             )
