@@ -176,7 +176,7 @@ def evaluate(config: TrialConfig, sids: SemanticIds, splits: Splits, on_epoch: O
     model = T5Recommender(replace(config.recommender, seed=config.seed), unique)
     report = (lambda epoch, values: on_epoch("recommender", epoch, values)) if on_epoch else None
     model.fit(splits.train, valid=_subsample(splits.valid, config), on_epoch=report)
-    popularity = PopularityRecommender().fit(splits.train)
+    popularity = PopularityRecommender(num_items=sids.num_items).fit(splits.train)
     for name, evalset in (("valid", splits.valid), ("test", splits.test)):
         evalset = _subsample(evalset, config)
         k = max(config.evaluation.ks)

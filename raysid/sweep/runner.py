@@ -126,6 +126,7 @@ def count_trials(study: Study, smoke: bool = False) -> int:
 def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepOutcome:
     """Run every trial of ``study`` on Ray Tune, track it in MLflow and write the ablation report."""
     start = time.perf_counter()
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress bar replaces Tune's console tables
     ensure_ray(settings.address)
     results_dir = Path(settings.results_dir).resolve()
     concurrency = settings.max_concurrent or study.search.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1)))
