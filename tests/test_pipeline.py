@@ -62,3 +62,18 @@ def test_metrics_are_consistent(config, tmp_path):
         assert metrics[f"{split}/hr@5"] <= metrics[f"{split}/hr@10"]
     assert 0.0 <= metrics["sid/conflict_rate"] <= 1.0 and 0.0 <= metrics["sid/cur"] <= 1.0
     assert metrics["sid/cardinality"] <= 120
+
+
+@pytest.mark.slow
+def test_t5_on_musicrec_ids_beats_the_popularity_floor(tmp_path):
+    """The shipped study's settings, on a smaller catalog: generative ranking must beat popularity."""
+    from raysid.sweep.space import load_study
+
+    study = load_study("musicrec-ratio")
+    config = study.resolve({"ratio": "3:1", "seed": 0})
+    smaller = parse_trial_config(override(study.base, {**study.axes[0].overrides("3:1"), "dataset.num_tracks": 800,
+                                                       "dataset.num_playlists": 400, "dataset.num_artists": 100}))
+    assert smaller.recommender == config.recommender and smaller.tokenizer == config.tokenizer
+    metrics = run_trial(smaller, ArtifactStore(tmp_path))
+    assert metrics["test/ndcg@10"] > 1.5 * metrics["popularity/test/ndcg@10"]
+    assert metrics["test/hr@10"] > metrics["popularity/test/hr@10"]

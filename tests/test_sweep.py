@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import yaml
 from cli.main import app
+from raysid.config import ConfigError
 from raysid.sweep.runner import SweepSettings, run_sweep
 from raysid.sweep.space import find_study, parse_study
 
@@ -72,3 +73,30 @@ def test_cli_sweep_help_and_bad_study(ray_local):
     assert "--smoke" in runner.invoke(app, ["sweep", "--help"]).output
     result = runner.invoke(app, ["sweep", "no-such-study"])
     assert result.exit_code == 2 and "no study named 'no-such-study'" in result.output
+
+
+def test_optuna_search_with_asha_runs_and_reports(ray_local, tmp_path, tiny_overrides):
+    """An Optuna study over a range and a choice, with ASHA on the per-epoch validation metric."""
+    data = yaml.safe_load(find_study("musicrec-ratio").read_text())
+    data.update(name="tiny-search", seeds=[3], smoke=tiny_overrides,
+                axes={"tokenizer.alpha": {"loguniform": [1.0e-3, 1.0e-1]}, "tokenizer.codebook_size": {"choice": [4, 8]}},
+                search={"algorithm": "optuna", "num_samples": 3, "scheduler": "asha", "grace_period": 1},
+                report={"rows": ["tokenizer.codebook_size"], "metrics": ["valid/ndcg@10"], "best": "valid/ndcg@10"})
+    data["base"]["evaluation"] = {"epoch_users": 20}
+    data["base"]["recommender"]["epochs"] = 2
+    study = parse_study(data, str(tmp_path / "tiny-search.yaml"))
+    outcome = run_sweep(study, SweepSettings(results_dir=tmp_path / "results", smoke=True, progress=False))
+    assert not outcome.failed and outcome.trials.height == 3
+    assert set(outcome.trials["tokenizer.codebook_size"].to_list()) <= {"4", "8"}
+    alphas = [float(a) for a in outcome.trials["tokenizer.alpha"]]
+    assert all(1e-3 <= a <= 1e-1 for a in alphas) and len(set(alphas)) == 3
+    assert outcome.trials["seed"].to_list() == [3, 3, 3]
+    assert "valid/ndcg@10" in outcome.report["markdown"].read_text()
+
+
+def test_asha_without_epoch_metric_is_rejected_at_load(tmp_path):
+    data = yaml.safe_load(find_study("musicrec-ratio").read_text())
+    data.update(axes={"tokenizer.alpha": {"loguniform": [1.0e-3, 1.0e-1]}}, report={"rows": ["tokenizer.alpha"]},
+                search={"algorithm": "optuna", "scheduler": "asha"})
+    with pytest.raises(ConfigError, match=r"search.scheduler: asha needs valid/ndcg@10 every epoch; set base.evaluation.epoch_users"):
+        parse_study(data, "s.yaml")
