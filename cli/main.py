@@ -57,6 +57,10 @@ def sweep(
     console.print(f"  MLflow store: {outcome.tracking_uri}   (browse it: raysid ui --results-dir {results_dir})")
     if "markdown" in outcome.report:
         console.print(Path(outcome.report["markdown"]).read_text())
+    if outcome.stopped:
+        console.print(f"{len(outcome.stopped)} trials stopped early by the scheduler:")
+        for line in outcome.stopped:
+            console.print(f"  {line}")
     if outcome.failed:
         console.print(f"[red]{len(outcome.failed)} trials failed:[/red]")
         for line in outcome.failed:

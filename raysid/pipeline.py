@@ -44,10 +44,12 @@ class SemanticIdConfig:
 class EvaluationConfig:
     ks: tuple[int, ...] = (5, 10)  # cut-offs of HR@K and NDCG@K (MusicRec: 5 and 10)
     max_users: int = 0  # evaluate at most this many users per split (0 = all), sampled with the seed
+    epoch_users: int = 0  # > 0: also rank this many validation users after every recommender epoch (ASHA)
 
     def __post_init__(self) -> None:
         require(len(self.ks) > 0 and all(k >= 1 for k in self.ks), "evaluation.ks", f"expected cut-offs >= 1, got {self.ks}")
         require(self.max_users >= 0, "evaluation.max_users", f"expected >= 0, got {self.max_users}")
+        require(self.epoch_users >= 0, "evaluation.epoch_users", f"expected >= 0, got {self.epoch_users}")
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,7 @@ def evaluate(config: TrialConfig, sids: SemanticIds, splits: Splits, on_epoch: O
             "one identifier per item (set semantic_ids.tie_break: true)"
         )
     model = T5Recommender(replace(config.recommender, seed=config.seed), unique)
-    report = (lambda epoch, values: on_epoch("recommender", epoch, values)) if on_epoch else None
-    model.fit(splits.train, valid=_subsample(splits.valid, config), on_epoch=report)
+    model.fit(splits.train, valid=_subsample(splits.valid, config), on_epoch=_epoch_reporter(model, config, splits, on_epoch))
     popularity = PopularityRecommender(num_items=sids.num_items).fit(splits.train)
     for name, evalset in (("valid", splits.valid), ("test", splits.test)):
         evalset = _subsample(evalset, config)
@@ -186,6 +187,22 @@ def evaluate(config: TrialConfig, sids: SemanticIds, splits: Splits, on_epoch: O
     return metrics
 
 
+def _epoch_reporter(model: T5Recommender, config: TrialConfig, splits: Splits, on_epoch: OnEpoch | None):
+    """Forward recommender epochs, with validation ranking metrics when ``evaluation.epoch_users`` > 0."""
+    if on_epoch is None:
+        return None
+    users = config.evaluation.epoch_users
+    sample = _subsample(splits.valid, config, users) if users else None
+
+    def report(epoch: int, values: dict[str, float]) -> None:
+        if sample is not None:
+            ranked = model.recommend(sample.histories, max(config.evaluation.ks))
+            values = {**values, **_prefixed("valid/", ranking_metrics(ranked, sample.targets, config.evaluation.ks))}
+        on_epoch("recommender", epoch, values)
+
+    return report
+
+
 def _quality_metrics(sids: SemanticIds, splits: Splits) -> dict[str, float]:
     """CUR, cardinality and conflict rate of the learned codes (before tie-breaking) on all and test items."""
     metrics = _prefixed("sid/", sid_quality(sids.codes, sids.codebook_sizes))
@@ -193,8 +210,8 @@ def _quality_metrics(sids: SemanticIds, splits: Splits) -> dict[str, float]:
     return {key: float(value) for key, value in metrics.items()}
 
 
-def _subsample(evalset: EvalSet, config: TrialConfig) -> EvalSet:
-    limit = config.evaluation.max_users
+def _subsample(evalset: EvalSet, config: TrialConfig, limit: int | None = None) -> EvalSet:
+    limit = config.evaluation.max_users if limit is None else limit
     if not limit or len(evalset) <= limit:
         return evalset
     chosen = np.sort(np.random.default_rng(config.seed).choice(len(evalset), size=limit, replace=False))

@@ -7,6 +7,7 @@ import yaml
 
 from raysid.config import ConfigError
 from raysid.sweep.space import find_study, list_studies, load_study, parse_study
+from raysid.tokenizers.musicrec import MusicRecConfig
 
 STUDIES = sorted(Path(__file__).resolve().parents[1].joinpath("search_spaces").glob("*.yaml"))
 
@@ -32,7 +33,8 @@ def test_musicrec_ratio_is_the_papers_figure_4b():
         shared, specific = (int(x) for x in label.split(":"))
         assert (config.tokenizer.shared_levels, config.tokenizer.specific_levels) == (shared, specific)
         assert config.tokenizer.shared_levels + config.tokenizer.specific_levels == 4
-        assert config.tokenizer.codebook_size == 256 and config.recommender.beam_size == 20
+        assert config.tokenizer.codebook_size == 64 and config.recommender.beam_size == 20  # 64: see the YAML
+    assert MusicRecConfig().codebook_size == 256 and MusicRecConfig().commitment_weight == 0.25  # the paper's
     assert len(study.grid_points()) == 3 * len(study.seeds) and len(study.seeds) >= 3
     assert len(study.grid_points(smoke=True)) == 3
 

@@ -86,11 +86,12 @@ def test_optuna_search_with_asha_runs_and_reports(ray_local, tmp_path, tiny_over
     data["base"]["recommender"]["epochs"] = 2
     study = parse_study(data, str(tmp_path / "tiny-search.yaml"))
     outcome = run_sweep(study, SweepSettings(results_dir=tmp_path / "results", smoke=True, progress=False))
-    assert not outcome.failed and outcome.trials.height == 3
+    assert not outcome.failed and outcome.trials.height >= 1
+    assert outcome.trials.height + len(outcome.stopped) == 3  # ASHA may stop weak trials after grace_period
     assert set(outcome.trials["tokenizer.codebook_size"].to_list()) <= {"4", "8"}
     alphas = [float(a) for a in outcome.trials["tokenizer.alpha"]]
-    assert all(1e-3 <= a <= 1e-1 for a in alphas) and len(set(alphas)) == 3
-    assert outcome.trials["seed"].to_list() == [3, 3, 3]
+    assert all(1e-3 <= a <= 1e-1 for a in alphas) and len(set(alphas)) == outcome.trials.height
+    assert set(outcome.trials["seed"].to_list()) == {3}
     assert "valid/ndcg@10" in outcome.report["markdown"].read_text()
 
 

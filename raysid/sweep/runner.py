@@ -51,7 +51,8 @@ class SweepOutcome:
     tracking_uri: str
     wall_seconds: float
     concurrency: int
-    failed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # trials that raised (after their retries)
+    stopped: list[str] = field(default_factory=list)  # trials a scheduler (ASHA) stopped early
 
 
 def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool) -> None:
@@ -99,7 +100,7 @@ def tune_config(study: Study, max_concurrent: int) -> tune.TuneConfig:
     if study.search.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
-        scheduler = ASHAScheduler(metric=study.metric, mode=study.mode, time_attr="epoch", grace_period=study.search.grace_period)
+        scheduler = ASHAScheduler(metric=study.metric, mode=study.mode, grace_period=study.search.grace_period)
     return tune.TuneConfig(
         search_alg=search_alg, scheduler=scheduler, num_samples=study.search.num_samples,
         max_concurrent_trials=max_concurrent, reuse_actors=True,
@@ -148,18 +149,21 @@ def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepO
         ),
     )
     grid = tuner.fit()
-    trials, failed = trials_frame(grid, study, settings.smoke)
+    trials, failed, stopped = trials_frame(grid, study, settings.smoke)
     out_dir = results_dir / (f"{study.name}-smoke" if settings.smoke else study.name)
     report = write_report(trials, study.report, out_dir) if trials.height else {}
-    return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency, failed)
+    return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency, failed, stopped)
 
 
-def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, list[str]]:
-    """One row per finished trial: axis values, seed, flattened config (``config.*``) and final metrics."""
-    rows, failed = [], []
+def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, list[str], list[str]]:
+    """One row per finished trial (axis values, seed, ``config.*``, final metrics); failed and stopped ones."""
+    rows, failed, stopped = [], [], []
     for result in grid:
-        if result.error is not None or "stage_keys/result" not in (result.metrics or {}):
+        if result.error is not None:
             failed.append(f"{point_of(result.config)}: {result.error}")
+            continue
+        if "stage_keys/result" not in (result.metrics or {}):
+            stopped.append(f"{point_of(result.config)}: stopped after {result.metrics.get('training_iteration', 0)} reports")
             continue
         point = point_of(result.config)
         config = flatten(trial_config_dict(study.resolve(point, smoke)))
@@ -168,7 +172,7 @@ def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, li
         row.update({f"config.{k}": str(v) for k, v in config.items()})
         row.update({k: (v if math.isfinite(v) else None) for k, v in final_metrics(result.metrics).items()})
         rows.append(row)
-    return pl.DataFrame(rows) if rows else pl.DataFrame(), failed
+    return (pl.DataFrame(rows) if rows else pl.DataFrame()), failed, stopped
 
 
 __all__ = ["SweepSettings", "SweepOutcome", "run_sweep", "ConfigError"]

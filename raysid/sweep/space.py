@@ -208,8 +208,13 @@ def _check_points(study: Study) -> None:
                 point[axis.name] = int(value)
             study.resolve(point)
             study.resolve(point, smoke=True)
-    require(study.metric in known_metrics(study.resolve(first)), f"{study.source}: metric",
+    config = study.resolve(first)
+    require(study.metric in known_metrics(config), f"{study.source}: metric",
             f"{study.metric!r} is not a metric a trial reports; examples: valid/ndcg@10, test/hr@5, sid/conflict_rate")
+    epoch_metric = study.metric.startswith("valid/") and config.evaluation.epoch_users > 0
+    require(study.search.scheduler != "asha" or epoch_metric, f"{study.source}: search.scheduler",
+            f"asha needs {study.metric} every epoch; set base.evaluation.epoch_users (validation users ranked after "
+            "each recommender epoch, e.g. 200) and a valid/ metric")
 
 
 def known_metrics(config: TrialConfig) -> set[str]:
