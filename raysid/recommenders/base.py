@@ -6,12 +6,12 @@ returns ranked item ids for histories, so the metrics never ask which model they
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-import torch
+
+from raysid.devices import resolve_device, seed_everything  # noqa: F401  (re-exported for the models)
 
 if TYPE_CHECKING:
     from raysid.data.dataset import EvalSet
@@ -38,32 +38,6 @@ class Recommender(Protocol):
     def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
         """(users, k) int64 item ids, best first; -1 marks an empty slot."""
         ...
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda if available else cpu; any other torch device string is taken as given.
-
-    Raises RuntimeError when a CUDA device is asked for on a machine without one.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda[:index]'") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {name!r} was requested but no CUDA GPU is available "
-            f"(torch {torch.__version__}); use device 'auto' or 'cpu'"
-        )
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch (CPU and all GPUs)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def validate_histories(histories: list[np.ndarray], num_items: int) -> None:

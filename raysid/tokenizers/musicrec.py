@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from raysid.config import build, require, to_dict
+from raysid.devices import resolve_device
 from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
 from raysid.tokenizers.quantizers import ResidualQuantizer
 
@@ -183,13 +184,6 @@ def _position_usage(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
     offsets = torch.arange(codes.shape[1]) * codebook_size  # (positions,)
     counts = torch.bincount((codes + offsets[None, :]).flatten(), minlength=codes.shape[1] * codebook_size)
     return counts.view(codes.shape[1], codebook_size)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> cuda when available, else cpu; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class MusicRecTokenizer:

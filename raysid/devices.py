@@ -1,0 +1,34 @@
+"""Device selection and seeding shared by every torch stage (tokenizers and recommenders)."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda if available else cpu; any other torch device string is taken as given.
+
+    Raises RuntimeError when a CUDA device is asked for on a machine without one.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda[:index]'") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {name!r} was requested but no CUDA GPU is available "
+            f"(torch {torch.__version__}); use device 'auto' or 'cpu'"
+        )
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and all GPUs)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
