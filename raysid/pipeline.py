@@ -138,10 +138,10 @@ def _produce_result(config: TrialConfig, keys: StageKeys, store: ArtifactStore, 
         lambda f: _produce_semantic_ids(config, features, splits, collaborative, f, on_epoch),
         lambda f: SemanticIds.load(f / "codes"),
     )
+    unique = identifiers(sids, config.semantic_ids)
     started = time.perf_counter()
-    metrics = evaluate(config, sids, splits, on_epoch)
+    metrics = evaluate(config, sids, unique, splits, on_epoch)
     metrics["time/recommender_fit_eval"] = time.perf_counter() - started
-    unique = SemanticIds.from_codes(sids.codes, sids.position_names, sids.codebook_sizes, config.semantic_ids.tie_break)
     unique.to_frame().write_parquet(folder / "semantic_ids.parquet")
     (folder / "config.json").write_text(json.dumps(trial_config_dict(config), indent=2))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -166,15 +166,20 @@ def _produce_semantic_ids(config, features, splits: Splits, collaborative, folde
     raw.save(folder / "codes")
 
 
-def evaluate(config: TrialConfig, sids: SemanticIds, splits: Splits, on_epoch: OnEpoch | None) -> dict[str, float]:
-    """Train the recommender on SID sequences; score it, the popularity floor and the SIDs' quality."""
-    metrics = _quality_metrics(sids, splits)
-    unique = SemanticIds.from_codes(sids.codes, sids.position_names, sids.codebook_sizes, config.semantic_ids.tie_break)
+def identifiers(sids: SemanticIds, config: SemanticIdConfig) -> SemanticIds:
+    """The learned codes with the tie-break digit appended when asked; every item's identifier must be unique."""
+    unique = SemanticIds.from_codes(sids.codes, sids.position_names, sids.codebook_sizes, config.tie_break)
     if not unique.is_unique():
         raise ConfigError(
             "semantic_ids.tie_break: identifiers collide and tie_break is false; a generative recommender needs "
             "one identifier per item (set semantic_ids.tie_break: true)"
         )
+    return unique
+
+
+def evaluate(config: TrialConfig, sids: SemanticIds, unique: SemanticIds, splits: Splits, on_epoch: OnEpoch | None) -> dict[str, float]:
+    """Train the recommender on the unique identifiers; score it, the popularity floor and the raw SIDs' quality."""
+    metrics = _quality_metrics(sids, splits)
     model = T5Recommender(replace(config.recommender, seed=config.seed), unique)
     model.fit(splits.train, valid=_subsample(splits.valid, config), on_epoch=_epoch_reporter(model, config, splits, on_epoch))
     popularity = PopularityRecommender(num_items=sids.num_items).fit(splits.train)
