@@ -7,6 +7,7 @@ first batch (3MToken/TIGER practice) and unused codes can be re-seeded to live r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import faiss
@@ -25,27 +26,43 @@ class QuantizerOutput(NamedTuple):
 
 
 class ResidualQuantizer(nn.Module):
-    """``num_levels`` codebooks of ``codebook_size`` codewords in R^dim, applied to successive residuals."""
+    """``num_levels`` codebooks in R^dim, applied to successive residuals.
 
-    def __init__(self, num_levels: int, codebook_size: int, dim: int, commitment_weight: float = 0.25):
+    ``codebook_size`` is one K for every level, or a tuple of per-level sizes K_l (3MToken's (32, 64, 128)).
+    The codebooks are stored as one (L, K_max, dim) tensor; rows K_l.. of level l are padding that is never
+    chosen, trained or re-seeded, and stays zero.
+    """
+
+    def __init__(self, num_levels: int, codebook_size: int | Sequence[int], dim: int, commitment_weight: float = 0.25):
         super().__init__()
-        if num_levels < 0 or codebook_size < 1 or dim < 1:
+        if isinstance(codebook_size, int):
+            sizes, widest = (codebook_size,) * max(num_levels, 0), codebook_size
+        else:
+            sizes = tuple(int(size) for size in codebook_size)
+            widest = max(sizes, default=1)
+        sizes_ok = len(sizes) == num_levels and widest >= 1 and all(size >= 1 for size in sizes)
+        if num_levels < 0 or not sizes_ok or dim < 1:
             raise ValueError(f"bad quantizer shape: levels={num_levels}, codebook_size={codebook_size}, dim={dim}")
         self.num_levels = num_levels
-        self.codebook_size = codebook_size
+        self.codebook_sizes: tuple[int, ...] = sizes  # K_l per level
+        self.codebook_size = widest  # K_max: width of the codebooks tensor (K itself when all levels share it)
         self.dim = dim
-        self.commitment_weight = commitment_weight  # μ
-        # Random start, replaced by init_kmeans before training.
-        self.codebooks = nn.Parameter(torch.randn(num_levels, codebook_size, dim) / codebook_size)  # (L, K, dim)
+        self.commitment_weight = commitment_weight  # μ (β in 3MToken)
+        # Random start (scaled by 1/K_l, padding zeroed), replaced by init_kmeans before training.
+        scale = torch.tensor(sizes, dtype=torch.float32).view(num_levels, 1, 1)  # (L, 1, 1)
+        codebooks = torch.randn(num_levels, widest, dim) / scale  # (L, K_max, dim)
+        for level, size in enumerate(sizes):
+            codebooks[level, size:] = 0.0
+        self.codebooks = nn.Parameter(codebooks)
 
     def nearest(self, residual: torch.Tensor, level: int) -> torch.Tensor:
         """Index of the codeword of ``level`` nearest (L2) to each row of ``residual``: (batch,) int64."""
-        codebook = self.codebooks[level].detach()  # (K, dim)
+        codebook = self.codebooks[level, : self.codebook_sizes[level]].detach()  # (K_l, dim)
         distances = (
             residual.detach().pow(2).sum(1, keepdim=True)
             - 2 * residual.detach() @ codebook.T
             + codebook.pow(2).sum(1)[None, :]
-        )  # (batch, K)
+        )  # (batch, K_l)
         return distances.argmin(dim=1)
 
     def forward(self, x: torch.Tensor) -> QuantizerOutput:
@@ -75,7 +92,7 @@ class ResidualQuantizer(nn.Module):
         return quantized
 
     def count_usage(self, codes: torch.Tensor) -> torch.Tensor:
-        """How often each code was chosen: codes (batch, levels) -> (levels, K) int64."""
+        """How often each code was chosen: codes (batch, levels) -> (levels, K_max) int64 (padding counts 0)."""
         usage = [torch.bincount(codes[:, level], minlength=self.codebook_size) for level in range(self.num_levels)]
         return torch.stack(usage) if usage else torch.zeros((0, self.codebook_size), dtype=torch.long)
 
@@ -87,13 +104,14 @@ class ResidualQuantizer(nn.Module):
         """
         residual = x.detach()
         for level in range(self.num_levels):
-            centroids = _kmeans(residual.cpu().numpy(), self.codebook_size, seed + level)  # (K, dim)
-            self.codebooks[level] = torch.from_numpy(centroids).to(self.codebooks)
+            size = self.codebook_sizes[level]
+            centroids = _kmeans(residual.cpu().numpy(), size, seed + level)  # (K_l, dim)
+            self.codebooks[level, :size] = torch.from_numpy(centroids).to(self.codebooks)
             residual = residual - self.codebooks[level][self.nearest(residual, level)]
 
     @torch.no_grad()
     def reset_dead_codes(self, x: torch.Tensor, usage: torch.Tensor, seed: int = 0) -> int:
-        """Re-seed codes never used (``usage`` (levels, K) == 0) to randomly chosen residuals of x (batch, dim).
+        """Re-seed codes never used (``usage`` (levels, ≥K_l) == 0) to randomly chosen residuals of x (batch, dim).
 
         Levels are processed in order, so a level's residuals reflect the resets of the levels above it.
         Returns the number of codes re-seeded.
@@ -102,7 +120,8 @@ class ResidualQuantizer(nn.Module):
         residual = x.detach()
         reset = 0
         for level in range(self.num_levels):
-            dead = (usage[level] == 0).nonzero().flatten().to(self.codebooks.device)  # (n_dead,)
+            used = usage[level, : self.codebook_sizes[level]]  # (K_l,) padding is never dead
+            dead = (used == 0).nonzero().flatten().to(self.codebooks.device)  # (n_dead,)
             if len(dead) and len(residual):
                 rows = torch.randint(len(residual), (len(dead),), generator=generator).to(residual.device)
                 self.codebooks[level][dead] = residual[rows]

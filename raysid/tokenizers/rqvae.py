@@ -1,0 +1,356 @@
+"""RQ-VAE tokenizer (TIGER; 3MToken §2 and appendix B) over the concatenation of the chosen modalities.
+
+An encoder f_θ (Linear→BatchNorm→ReLU per hidden width, then Linear to d_z) maps x to z_e ∈ R^{d_z}; L
+codebooks of sizes K_1..K_L quantize it residually (k_l = argmin_k ||r_{l-1} - e_k||², r_0 = z_e,
+r_l = r_{l-1} - e_{k_l}); a mirrored decoder g_φ reconstructs x̂ = g_φ(Σ_l e_{k_l}). The loss is
+reconstruction + Σ_l (||sg[r_{l-1}] - e_{k_l}||² + β||r_{l-1} - sg[e_{k_l}]||²). Codebooks start from
+k-means on the first batch; codes unused during an epoch are re-seeded to live residuals. An item's
+identifier is (k_1, …, k_L), one position per level named "rq1", "rq2", …
+
+The network ``RQVAE`` and the tokenizer ``RQVAETokenizer`` are reused by ``per_modality.py`` (3MToken: one
+RQ-VAE per modality) and ``vqvae.py`` (the single-codebook VQ-VAE ablation); they differ only in which
+modalities each network sees and in their codebooks.
+
+Where we differ from or fill in the paper:
+- Defaults are sized for a laptop: 50 epochs, batch 256, lr 1e-3 (3MToken: 150 epochs, batch 512, lr 1e-4).
+  The optimiser is AdamW with its default weight decay, as in 3MToken.
+- The reconstruction term is the per-element MSE (as in TIGER/LETTER code); the quantizer terms sum over d_z
+  and average over the batch.
+- A last training batch of a single row joins the previous batch (BatchNorm needs two rows).
+- ``collaborative`` is ignored: 3MToken's consumption modality (TC) is one of the feature matrices.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raysid.config import ConfigError, build, require, to_dict
+from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
+from raysid.tokenizers.musicrec import resolve_device
+from raysid.tokenizers.quantizers import ResidualQuantizer
+
+_EVAL_BATCH = 4096  # rows per forward pass in encode/decode
+
+
+@dataclass(frozen=True)
+class RQVAEConfig:
+    """Hyperparameters of the RQ-VAE tokenizer; architecture defaults follow 3MToken (section 3, appendix B)."""
+
+    modalities: tuple[str, ...] = ()  # modalities to tokenize, in this order; () = all, in the features' order
+    hidden_dims: tuple[int, ...] = (512, 256, 128)  # encoder widths (Linear+BatchNorm+ReLU); the decoder mirrors
+    latent_dim: int = 32  # d_z
+    codebook_sizes: tuple[int, ...] = (32, 64, 128)  # K_l of each level; its length is L
+    commitment_weight: float = 0.25  # β
+    epochs: int = 50  # passes over the train items
+    batch_size: int = 256  # items per AdamW step; the first batch also seeds the k-means init
+    learning_rate: float = 1e-3  # AdamW
+    reset_dead_codes: bool = True  # re-seed codes unused in an epoch to live residuals
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
+    seed: int = 0  # weights, k-means, shuffling, dead-code resets
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "codebook_sizes", tuple(self.codebook_sizes))
+        validate_codebook_sizes(self.codebook_sizes, "tokenizer.codebook_sizes")
+        validate_autoencoder_fields(self)
+
+
+def validate_codebook_sizes(sizes: tuple[int, ...], where: str) -> None:
+    """At least one level, every K_l >= 1; ConfigError naming ``where`` otherwise."""
+    require(len(sizes) >= 1, where, "at least one level is needed (one codebook size per level), got none")
+    require(all(size >= 1 for size in sizes), where, f"codebook size must be >= 1, got {sizes}")
+
+
+def validate_autoencoder_fields(config: Any) -> None:
+    """Checks shared by the RQ-VAE, per-modality and VQ-VAE configs (every field but the codebooks).
+
+    Normalises ``modalities`` and ``hidden_dims`` to tuples (YAML gives lists).
+    """
+    object.__setattr__(config, "modalities", tuple(config.modalities))
+    object.__setattr__(config, "hidden_dims", tuple(config.hidden_dims))
+    where = "tokenizer"
+    names = config.modalities
+    names_ok = all(isinstance(name, str) and name for name in names) and len(set(names)) == len(names)
+    require(names_ok, f"{where}.modalities", f"expected distinct non-empty names, got {names}")
+    widths_ok = all(width >= 1 for width in config.hidden_dims)
+    require(widths_ok, f"{where}.hidden_dims", f"widths must be >= 1, got {config.hidden_dims}")
+    require(config.latent_dim >= 1, f"{where}.latent_dim", f"must be >= 1, got {config.latent_dim}")
+    beta = config.commitment_weight
+    require(beta >= 0, f"{where}.commitment_weight", f"must be >= 0, got {beta}")
+    require(config.epochs >= 1, f"{where}.epochs", f"must be >= 1, got {config.epochs}")
+    batch = config.batch_size
+    require(batch >= 2, f"{where}.batch_size", f"must be >= 2 (BatchNorm needs two rows per batch), got {batch}")
+    lr = config.learning_rate
+    require(lr > 0, f"{where}.learning_rate", f"must be > 0, got {lr}")
+    require(
+        re.fullmatch(r"auto|cpu|cuda(:\d+)?", config.device) is not None,
+        f"{where}.device",
+        f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {config.device!r}",
+    )
+
+
+def _mlp(widths: list[int]) -> nn.Sequential:
+    """Linear→BatchNorm1d→ReLU through ``widths``; the last Linear has no normalisation or activation."""
+    layers: list[nn.Module] = []
+    for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(fan_in, fan_out))
+        if i < len(widths) - 2:
+            layers.extend([nn.BatchNorm1d(fan_out), nn.ReLU()])
+    return nn.Sequential(*layers)
+
+
+class RQVAE(nn.Module):
+    """One RQ-VAE: encoder x (batch, input_dim) -> z_e (batch, d_z), residual quantizer, mirrored decoder."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        codebook_sizes: Sequence[int],
+        commitment_weight: float,
+    ):
+        super().__init__()
+        self.encoder = _mlp([input_dim, *hidden_dims, latent_dim])
+        self.quantizer = ResidualQuantizer(len(codebook_sizes), tuple(codebook_sizes), latent_dim, commitment_weight)
+        self.decoder = _mlp([latent_dim, *reversed(hidden_dims), input_dim])
+
+    def losses(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Loss terms {"loss", "recon", "rq"} of a batch x (batch, input_dim), and its codes (batch, L)."""
+        quantized = self.quantizer(self.encoder(x))
+        recon = F.mse_loss(self.decoder(quantized.quantized), x)
+        return {"loss": recon + quantized.loss, "recon": recon, "rq": quantized.loss}, quantized.codes
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes (batch, L) int64 of x (batch, input_dim)."""
+        return self.quantizer(self.encoder(x)).codes
+
+    def reconstruct(self, codes: torch.Tensor) -> torch.Tensor:
+        """x̂ = g_φ(Σ_l e_{k_l}): codes (batch, L) -> (batch, input_dim)."""
+        return self.decoder(self.quantizer.decode(codes))
+
+
+def build_networks(config: Any, input_dims: Sequence[int]) -> nn.ModuleList:
+    """One RQ-VAE per input width, weights drawn from ``config.seed`` without touching the global torch RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return nn.ModuleList(
+            RQVAE(dim, config.hidden_dims, config.latent_dim, config.codebook_sizes, config.commitment_weight)
+            for dim in input_dims
+        )
+
+
+def select_modalities(features: Mapping[str, np.ndarray], wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """``wanted`` in its order, or every modality of ``features`` in their order when ``wanted`` is empty.
+
+    Raises ConfigError naming an unknown modality and the available ones.
+    """
+    unknown = [name for name in wanted if name not in features]
+    if unknown:
+        raise ConfigError(
+            f"tokenizer.modalities: unknown modality {unknown[0]!r}; available modalities are: {', '.join(features)}"
+        )
+    return tuple(wanted) or tuple(features)
+
+
+def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    """``order`` cut into batches; a last batch of one row joins the previous one (BatchNorm needs two)."""
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
+class RQVAETokenizer:
+    """RQ-VAE over the concatenated modalities, behind the ``Tokenizer`` contract (``raysid.tokenizers.base``).
+
+    Subclasses change ``config_class``, ``position_prefix`` and ``_groups`` (which modalities each network sees).
+    """
+
+    config_class: ClassVar[type] = RQVAEConfig
+    position_prefix: ClassVar[str] = "rq"
+
+    def __init__(self, config: Any):
+        self.config = config
+        self.modalities: tuple[str, ...] = ()  # set at fit
+        self.input_dims: dict[str, int] = {}  # modality -> feature width, in ``modalities`` order
+        self.networks: nn.ModuleList | None = None  # one RQVAE per group
+        self.device = resolve_device(config.device)
+
+    @property
+    def codebook_sizes(self) -> tuple[int, ...]:
+        """K_l of each level."""
+        return tuple(self.config.codebook_sizes)
+
+    @property
+    def position_names(self) -> tuple[str, ...]:
+        """("rq1", …, "rq{L}")."""
+        return tuple(f"{self.position_prefix}{level}" for level in range(1, len(self.config.codebook_sizes) + 1))
+
+    def _groups(self) -> list[tuple[str, ...]]:
+        """The modalities each network sees, concatenated: here one network over all of them."""
+        return [self._fitted_modalities()]
+
+    def _fitted_modalities(self) -> tuple[str, ...]:
+        if not self.modalities:
+            raise RuntimeError(f"{type(self).__name__}: modalities are known after fit or load")
+        return self.modalities
+
+    def fit(
+        self,
+        features: dict[str, np.ndarray],
+        train_items: np.ndarray,
+        collaborative: np.ndarray | None = None,
+        on_epoch: OnEpoch | None = None,
+    ) -> RQVAETokenizer:
+        """Train on the rows ``train_items`` with AdamW; ``collaborative`` is not used."""
+        config = self.config
+        selected = {name: features[name] for name in select_modalities(features, config.modalities)}
+        check_fit_inputs(selected, train_items, collaborative)
+        rows = np.asarray(train_items, dtype=np.int64)
+        if len(rows) < 2:
+            raise ValueError(f"train_items: BatchNorm needs at least 2 training rows, got {len(rows)}")
+        self.modalities = tuple(selected)
+        self.input_dims = {name: int(matrix.shape[1]) for name, matrix in selected.items()}
+        xs = [self._group_input(selected, group, rows) for group in self._groups()]  # per group (n, Σ dims)
+        self.networks = build_networks(config, [x.shape[1] for x in xs]).to(self.device)
+        optimizers = [torch.optim.AdamW(network.parameters(), lr=config.learning_rate) for network in self.networks]
+        generator = torch.Generator().manual_seed(config.seed)
+        for epoch in range(config.epochs):
+            order = torch.randperm(len(rows), generator=generator).to(self.device)
+            if epoch == 0:
+                self._init_codebooks([x[order[: config.batch_size]] for x in xs])
+            metrics = self._train_epoch(xs, order, optimizers, generator)
+            if on_epoch is not None:
+                on_epoch(epoch, metrics)
+        return self
+
+    def _group_input(self, features: Mapping[str, np.ndarray], group: tuple[str, ...], rows: Any) -> torch.Tensor:
+        """Rows ``rows`` of the group's modalities, concatenated: (rows, Σ dims) float32 on the device."""
+        matrix = np.concatenate([np.asarray(features[name][rows], dtype=np.float32) for name in group], axis=1)
+        return torch.as_tensor(matrix, device=self.device)
+
+    @torch.no_grad()
+    def _init_codebooks(self, first_batches: list[torch.Tensor]) -> None:
+        """k-means on the first batch's latents (batch statistics, as in training), level by level."""
+        for g, (network, x) in enumerate(zip(self._networks().train(), first_batches)):
+            network.quantizer.init_kmeans(network.encoder(x), self.config.seed + 1000 * g)
+
+    def _train_epoch(
+        self,
+        xs: list[torch.Tensor],
+        order: torch.Tensor,
+        optimizers: list[torch.optim.Optimizer],
+        generator: torch.Generator,
+    ) -> dict[str, float]:
+        """One pass of every network over the train rows in ``order``; the epoch's mean loss terms."""
+        groups = self._groups()
+        totals: dict[str, float] = {}  # summed over networks
+        per_group: dict[str, float] = {}  # "{modality}/{term}" when there are several networks
+        for g, (network, x, optimizer) in enumerate(zip(self._networks().train(), xs, optimizers)):
+            quantizer = network.quantizer
+            usage = torch.zeros((quantizer.num_levels, quantizer.codebook_size), dtype=torch.long)  # (L, K_max)
+            for batch in _batches(order, self.config.batch_size):
+                terms, codes = network.losses(x[batch])
+                optimizer.zero_grad()
+                terms["loss"].backward()
+                optimizer.step()
+                usage += quantizer.count_usage(codes.cpu())
+                for name, value in terms.items():
+                    weighted = float(value.detach()) * len(batch)
+                    totals[name] = totals.get(name, 0.0) + weighted
+                    if len(groups) > 1:
+                        key = f"{'+'.join(groups[g])}/{name}"
+                        per_group[key] = per_group.get(key, 0.0) + weighted
+            if self.config.reset_dead_codes:
+                self._reset_dead_codes(network, x, usage, generator)
+        return {f"tokenizer/{name}": total / len(order) for name, total in (totals | per_group).items()}
+
+    @torch.no_grad()
+    def _reset_dead_codes(
+        self, network: RQVAE, x: torch.Tensor, usage: torch.Tensor, generator: torch.Generator
+    ) -> None:
+        """Re-seed the network's codes unused this epoch to residuals of a random sample of train rows."""
+        size = min(len(x), max(self.config.batch_size, network.quantizer.codebook_size))
+        sample = torch.randperm(len(x), generator=generator)[:size].to(self.device)
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        network.quantizer.reset_dead_codes(network.encoder(x[sample]), usage, seed)
+
+    def _networks(self) -> nn.ModuleList:
+        if self.networks is None:
+            raise RuntimeError(f"{type(self).__name__}: call fit or load first")
+        return self.networks
+
+    @torch.no_grad()
+    def encode(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        """Identifiers of all rows: (items, positions) int64, the groups' codes side by side.
+
+        ``features`` may hold more modalities than were tokenized; those are ignored.
+        """
+        networks = self._networks().eval()
+        selected = {name: features[name] for name in self.modalities if name in features}
+        num_items = check_encode_inputs(selected, self.input_dims)
+        codes = []
+        for start in range(0, num_items, _EVAL_BATCH):
+            rows = slice(start, start + _EVAL_BATCH)
+            groups = zip(networks, self._groups())
+            parts = [network.codes(self._group_input(selected, group, rows)) for network, group in groups]
+            codes.append(torch.cat(parts, dim=1).cpu())
+        if not codes:
+            return np.zeros((0, len(self.codebook_sizes)), np.int64)
+        return torch.cat(codes).numpy().astype(np.int64)
+
+    @torch.no_grad()
+    def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """Reconstructions x̂_m (items, dim_m) float32 of every tokenized modality from identifiers."""
+        networks = self._networks().eval()
+        codes = np.asarray(codes)
+        sizes = np.asarray(self.codebook_sizes)
+        if codes.ndim != 2 or codes.shape[1] != len(sizes):
+            raise ValueError(f"codes: expected shape (items, {len(sizes)}), got {codes.shape}")
+        if codes.size and ((codes < 0).any() or (codes >= sizes[None, :]).any()):
+            raise ValueError(f"codes: position p must lie in [0, codebook_sizes[p]), sizes {self.codebook_sizes}")
+        levels = len(self.config.codebook_sizes)
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in self.modalities}
+        for start in range(0, len(codes), _EVAL_BATCH):
+            batch = torch.as_tensor(codes[start : start + _EVAL_BATCH], dtype=torch.long, device=self.device)
+            for g, (network, group) in enumerate(zip(networks, self._groups())):
+                reconstruction = network.reconstruct(batch[:, g * levels : (g + 1) * levels])  # (batch, Σ dims)
+                chunks = reconstruction.split([self.input_dims[name] for name in group], dim=1)
+                for name, chunk in zip(group, chunks):
+                    parts[name].append(chunk.cpu().numpy())
+        return {
+            name: np.concatenate(part) if part else np.zeros((0, self.input_dims[name]), np.float32)
+            for name, part in parts.items()
+        }
+
+    def save(self, folder: Path) -> None:
+        """Write ``tokenizer.json`` (config, modalities, input dims) and ``model.pt`` (state dict)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"config": to_dict(self.config), "modalities": list(self.modalities), "input_dims": self.input_dims}
+        (folder / "tokenizer.json").write_text(json.dumps(meta, indent=2))
+        torch.save(self._networks().state_dict(), folder / "model.pt")
+
+    @classmethod
+    def load(cls, folder: Path) -> RQVAETokenizer:
+        """Rebuild a tokenizer written by ``save``."""
+        folder = Path(folder)
+        meta = json.loads((folder / "tokenizer.json").read_text())
+        tokenizer = cls(build(cls.config_class, meta["config"], "tokenizer"))
+        tokenizer.modalities = tuple(meta["modalities"])
+        tokenizer.input_dims = {name: int(meta["input_dims"][name]) for name in tokenizer.modalities}
+        group_dims = [sum(tokenizer.input_dims[name] for name in group) for group in tokenizer._groups()]
+        tokenizer.networks = build_networks(tokenizer.config, group_dims).to(tokenizer.device)
+        state = torch.load(folder / "model.pt", map_location=tokenizer.device, weights_only=True)
+        tokenizer.networks.load_state_dict(state)
+        return tokenizer
