@@ -7,6 +7,7 @@ dataset -> splits -> features -> collaborative embeddings -> tokenizer -> semant
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
@@ -103,14 +104,22 @@ class StageKeys:
         collaborative = stable_hash("collaborative", split, config.collaborative)
         tokenizer = stable_hash(
             "tokenizer", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
-            collaborative if _uses_collaborative(config) else None,
+            collaborative if _uses_collaborative(config) else None, _file_digest(getattr(config.tokenizer, "path", "")),
         )
         result = stable_hash("result", tokenizer, config.semantic_ids, config.recommender, config.evaluation, config.seed)
         return cls(dataset, collaborative, tokenizer, result)
 
 
 def _uses_collaborative(config: TrialConfig) -> bool:
-    return getattr(config.tokenizer, "alpha", 0.0) > 0 or getattr(config.tokenizer, "beta", 0.0) > 0
+    """Tokenizer configs that consume CF embeddings say so with a ``needs_collaborative`` property."""
+    return bool(getattr(config.tokenizer, "needs_collaborative", False))
+
+
+def _file_digest(path: str) -> str | None:
+    """Content hash of a tokenizer's input file (an external identifier table), so edits invalidate the cache."""
+    if not path or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def run_trial(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None = None) -> dict[str, float]:
@@ -159,7 +168,8 @@ def _produce_semantic_ids(config, features, splits: Splits, collaborative, folde
     tokenizer_config = replace(config.tokenizer, seed=config.seed) if hasattr(config.tokenizer, "seed") else config.tokenizer
     tokenizer = tokenizer_class(tokenizer_config)
     report = (lambda epoch, values: on_epoch("tokenizer", epoch, values)) if on_epoch else None
-    tokenizer.fit(features, splits.train_items(), collaborative=collaborative, on_epoch=report)
+    extra = {"sequences": splits.train} if getattr(tokenizer, "needs_sequences", False) else {}
+    tokenizer.fit(features, splits.train_items(), collaborative=collaborative, on_epoch=report, **extra)
     tokenizer.save(folder / "tokenizer")
     codes = tokenizer.encode(features)
     raw = SemanticIds.from_codes(codes, tokenizer.position_names, tokenizer.codebook_sizes, tie_break=False)

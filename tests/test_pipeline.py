@@ -76,3 +76,15 @@ def test_t5_on_musicrec_ids_beats_the_popularity_floor(tmp_path):
     metrics = run_trial(smaller, ArtifactStore(tmp_path))
     assert metrics["test/ndcg@10"] > 1.5 * metrics["popularity/test/ndcg@10"]
     assert metrics["test/hr@10"] > metrics["popularity/test/hr@10"]
+
+
+@pytest.mark.parametrize("tokenizer", [
+    {"kind": "kmeans", "codebook_size": 16},
+    {"kind": "rqvae", "latent_dim": 8, "hidden_dims": [32], "codebook_sizes": [4, 4, 4], "epochs": 3},
+])
+def test_any_registered_tokenizer_feeds_the_recommender(tokenizer, tiny_overrides, tmp_path):
+    shared = {k: v for k, v in tiny_overrides.items() if not k.startswith("tokenizer.")}
+    config = parse_trial_config(override({"tokenizer": tokenizer}, shared))
+    metrics = run_trial(config, ArtifactStore(tmp_path))
+    assert "cached/collaborative" not in metrics  # only MusicRec's alignment consumes SASRec embeddings
+    assert 0.0 <= metrics["test/ndcg@10"] <= 1.0 and metrics["sid/cardinality"] <= 120

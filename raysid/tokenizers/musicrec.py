@@ -56,6 +56,11 @@ class MusicRecConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
     seed: int = 0  # weights, k-means, shuffling, dead-code resets
 
+    @property
+    def needs_collaborative(self) -> bool:
+        """Whether fitting uses CF embeddings (L_align or L_relation switched on)."""
+        return self.alpha > 0 or self.beta > 0
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
         where = "tokenizer"
