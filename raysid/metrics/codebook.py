@@ -3,6 +3,9 @@
 ``codes`` is an (items, positions) integer matrix: one semantic ID per row, one codebook per column
 (RQ levels, PQ sub-embeddings, ...). ``codebook_sizes`` gives K per position (an int means the same K
 everywhere). All rates are fractions in [0, 1]; FusID prints them as percentages.
+
+Also here: per-position code usage counts and entropy, and train-vs-test usage histograms in the
+style of 3MToken's Figure 3 (token usage frequency per quantization level for train and test sets).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import polars as pl
 
 
 def _validate(codes: np.ndarray, codebook_sizes: int | Sequence[int] | None = None) -> np.ndarray | None:
@@ -84,3 +88,68 @@ def sid_quality(
         "conflict_rate": conflict_rate(subset),
         "num_items": int(subset.shape[0]),
     }
+
+
+def level_usage(codes: np.ndarray, codebook_sizes: int | Sequence[int]) -> list[np.ndarray]:
+    """Per position, how many items use each code: one int64 array of length K per position."""
+    codes = np.asarray(codes)
+    sizes = _validate(codes, codebook_sizes)
+    return [np.bincount(codes[:, p], minlength=int(sizes[p])).astype(np.int64) for p in range(codes.shape[1])]
+
+
+def level_entropy(
+    codes: np.ndarray, codebook_sizes: int | Sequence[int], normalised: bool = False
+) -> np.ndarray:
+    """Per position, Shannon entropy in bits of the items' code distribution; shape (positions,).
+
+    Uniform use of all K codes gives log2(K) bits, every item on one code gives 0. With
+    ``normalised=True`` each entropy is divided by log2(K), so 1 means uniform use; a codebook of
+    size 1 has no spread to measure and scores 0. With no items every entry is NaN.
+    """
+    codes = np.asarray(codes)
+    sizes = _validate(codes, codebook_sizes)
+    if codes.shape[0] == 0:
+        return np.full(codes.shape[1], np.nan)
+    entropies = np.array([_entropy_bits(counts) for counts in level_usage(codes, sizes)])
+    if not normalised:
+        return entropies
+    maximum = np.log2(sizes.astype(np.float64))  # (positions,)
+    return np.divide(entropies, maximum, out=np.zeros_like(entropies), where=maximum > 0)
+
+
+def normalised_level_entropy(codes: np.ndarray, codebook_sizes: int | Sequence[int]) -> np.ndarray:
+    """Per position, entropy / log2(K) in [0, 1]: ``level_entropy(..., normalised=True)``."""
+    return level_entropy(codes, codebook_sizes, normalised=True)
+
+
+def _entropy_bits(counts: np.ndarray) -> float:
+    """Shannon entropy in bits of the distribution given by non-negative counts (0 log 0 = 0)."""
+    probabilities = counts[counts > 0] / counts.sum()
+    return float(-(probabilities * np.log2(probabilities)).sum() + 0.0)  # + 0.0 turns -0.0 into 0.0
+
+
+def usage_histograms(
+    codes: np.ndarray,
+    codebook_sizes: int | Sequence[int],
+    train_items: np.ndarray,
+    test_items: np.ndarray,
+) -> pl.DataFrame:
+    """Code usage of train items and of test items, long format for plotting one panel per position.
+
+    ``train_items`` / ``test_items`` are row indices into ``codes``. One row per (position, code)
+    for every code of every codebook, unused ones included: columns ``position``, ``code``,
+    ``train_count``, ``test_count`` (all Int64).
+    """
+    codes = np.asarray(codes)
+    sizes = _validate(codes, codebook_sizes)
+    train = level_usage(codes[np.asarray(train_items, dtype=np.int64)], sizes)
+    test = level_usage(codes[np.asarray(test_items, dtype=np.int64)], sizes)
+    return pl.DataFrame(
+        {
+            "position": np.repeat(np.arange(sizes.size, dtype=np.int64), sizes),
+            "code": np.concatenate([np.arange(k, dtype=np.int64) for k in sizes]) if sizes.size else [],
+            "train_count": np.concatenate(train) if train else [],
+            "test_count": np.concatenate(test) if test else [],
+        },
+        schema={"position": pl.Int64, "code": pl.Int64, "train_count": pl.Int64, "test_count": pl.Int64},
+    )
