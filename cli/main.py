@@ -69,6 +69,50 @@ def sweep(
 
 
 @app.command()
+def tokenize(
+    study: Annotated[str, typer.Argument(help="Study name or YAML path whose tokenizer config to use.")],
+    point: Annotated[list[str], typer.Option("--point", help="AXIS=VALUE (repeatable); default: each axis's first value.")] = [],
+    seed: Annotated[Optional[int], typer.Option(help="Seed (default: the study's first seed).")] = None,
+    smoke: Annotated[bool, typer.Option(help="Use the study's smoke overrides.")] = False,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Fit one study point's tokenizer (or reuse it from the cache) and write its quality report."""
+    import yaml
+
+    from raysid.cache import ArtifactStore
+    from raysid.sweep.space import load_study
+    from raysid.tokenize import tokenize as write_quality_report
+
+    try:
+        loaded = load_study(study)
+        chosen = loaded.first_point() | dict(_parse_assignment(item) for item in point)
+        if seed is not None:
+            chosen["seed"] = seed
+        unknown = sorted(set(chosen) - {a.name for a in loaded.axes} - {"seed"})
+        if unknown:
+            fail(f"--point names {', '.join(unknown)}, which are not axes of {loaded.name}; axes: "
+                 f"{', '.join(a.name for a in loaded.axes) or 'none'}")
+        config = loaded.resolve(chosen, smoke)
+        label = "_".join(f"{k}={v}" for k, v in chosen.items()).replace("/", "-").replace(":", "-")
+        out_dir = Path(results_dir) / "tokenize" / loaded.name / label
+        paths = write_quality_report(config, ArtifactStore(Path(results_dir) / "cache"), out_dir, f"{loaded.name}: {label}")
+    except (ConfigError, ValueError, yaml.YAMLError) as error:
+        fail(str(error))
+    console.print(paths["report"].read_text())
+    for name, path in paths.items():
+        console.print(f"  {name}: {path}")
+
+
+def _parse_assignment(item: str) -> tuple[str, object]:
+    import yaml
+
+    if "=" not in item:
+        fail(f"--point expects AXIS=VALUE, got {item!r}")
+    key, value = item.split("=", 1)
+    return key, (value if ":" in value else yaml.safe_load(value))
+
+
+@app.command()
 def studies() -> None:
     """List the studies in search_spaces/."""
     from raysid.sweep.space import list_studies

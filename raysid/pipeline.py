@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,8 +26,8 @@ from raysid.data.dataset import Dataset, EvalSet, Splits
 from raysid.data.splits import SplitConfig, make_splits
 from raysid.features.collaborative import collaborative_embeddings
 from raysid.features.modalities import FeatureConfig, build_features
-from raysid.metrics.codebook import sid_quality
 from raysid.metrics.ranking import ranking_metrics
+from raysid.quality import tokenizer_report, usage_frame
 from raysid.recommenders.popularity import PopularityRecommender
 from raysid.recommenders.sasrec import SASRecConfig
 from raysid.recommenders.t5 import T5Recommender, T5RecommenderConfig
@@ -34,6 +35,7 @@ from raysid.semantic_ids.table import SemanticIds
 from raysid.tokenizers import get_tokenizer
 
 OnEpoch = Callable[[str, int, dict[str, float]], None]  # (stage, epoch, metrics)
+RECOMMENDER_KINDS = ("t5", "none")
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class TrialConfig:
     tokenizer_kind: str = "musicrec"
     semantic_ids: SemanticIdConfig = field(default_factory=SemanticIdConfig)
     recommender: T5RecommenderConfig = field(default_factory=T5RecommenderConfig)
+    recommender_kind: str = "t5"  # "none": a tokenizer-only study (quality report, no ranking)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
@@ -76,16 +79,37 @@ def parse_trial_config(data: Mapping[str, Any] | None, where: str = "config") ->
     tokenizer = dict(data.pop("tokenizer", None) or {})
     kind = tokenizer.pop("kind", "musicrec")
     config_class, _ = get_tokenizer(kind)
+    recommender = dict(data.pop("recommender", None) or {})
+    recommender_kind = recommender.pop("kind", "t5")
+    require(recommender_kind in RECOMMENDER_KINDS, f"{where}.recommender.kind",
+            f"unknown recommender {recommender_kind!r}; valid kinds are: {', '.join(RECOMMENDER_KINDS)}")
     base = build(TrialConfig, data, where)
     require(base.threads >= 1, f"{where}.threads", f"expected >= 1, got {base.threads}")
-    return replace(base, tokenizer=build(config_class, tokenizer, f"{where}.tokenizer"), tokenizer_kind=kind)
+    return replace(
+        base, tokenizer=build(config_class, tokenizer, f"{where}.tokenizer"), tokenizer_kind=kind,
+        recommender=build(T5RecommenderConfig, recommender, f"{where}.recommender"), recommender_kind=recommender_kind,
+    )
 
 
 def trial_config_dict(config: TrialConfig) -> dict[str, Any]:
     """The nested dict a TrialConfig was (or could have been) parsed from."""
     data = to_dict(config)
     data["tokenizer"] = {"kind": data.pop("tokenizer_kind"), **(data["tokenizer"] or {})}
+    data["recommender"] = {"kind": data.pop("recommender_kind"), **data["recommender"]}
     return data
+
+
+@dataclass(frozen=True)
+class TokenizerArtifact:
+    """What the tokenizer stage keeps: the raw codes, their quality report and the artifact folder."""
+
+    sids: SemanticIds
+    quality: dict[str, float]
+    folder: Path
+
+    @classmethod
+    def load(cls, folder: Path) -> TokenizerArtifact:
+        return cls(SemanticIds.load(folder / "codes"), json.loads((folder / "quality.json").read_text()), folder)
 
 
 @dataclass(frozen=True)
@@ -103,10 +127,11 @@ class StageKeys:
         split = stable_hash(dataset, config.split)
         collaborative = stable_hash("collaborative", split, config.collaborative)
         tokenizer = stable_hash(
-            "tokenizer", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
+            "tokenizer-v2", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
             collaborative if _uses_collaborative(config) else None, _file_digest(getattr(config.tokenizer, "path", "")),
         )
-        result = stable_hash("result", tokenizer, config.semantic_ids, config.recommender, config.evaluation, config.seed)
+        result = stable_hash("result", tokenizer, config.semantic_ids, config.recommender_kind, config.recommender,
+                             config.evaluation, config.seed)
         return cls(dataset, collaborative, tokenizer, result)
 
 
@@ -131,7 +156,18 @@ def run_trial(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | Non
     return {**metrics, **store.timings(), "time/trial": time.perf_counter() - start, "stage_keys/result": keys.result}
 
 
-def _produce_result(config: TrialConfig, keys: StageKeys, store: ArtifactStore, folder: Path, on_epoch: OnEpoch | None) -> None:
+@dataclass(frozen=True)
+class Prepared:
+    """The inputs every recommender needs: data, splits and the tokenizer stage's output."""
+
+    dataset: Dataset
+    splits: Splits
+    tokenizer: TokenizerArtifact
+
+
+def prepare(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None = None) -> Prepared:
+    """Fetch (or build) the dataset, collaborative embeddings and tokenizer stages of a trial."""
+    keys = StageKeys.of(config)
     dataset = store.fetch("dataset", keys.dataset, lambda f: generate_catalog(config.dataset).save(f), Dataset.load)
     splits = make_splits(dataset, config.split)
     features = build_features(dataset, config.features, splits.train_items())
@@ -142,16 +178,24 @@ def _produce_result(config: TrialConfig, keys: StageKeys, store: ArtifactStore, 
             lambda f: np.save(f / "embeddings.npy", collaborative_embeddings(splits.train, dataset.num_items, config.collaborative)),
             lambda f: np.load(f / "embeddings.npy"),
         )
-    sids = store.fetch(
+    artifact = store.fetch(
         "tokenizer", keys.tokenizer,
-        lambda f: _produce_semantic_ids(config, features, splits, collaborative, f, on_epoch),
-        lambda f: SemanticIds.load(f / "codes"),
+        lambda f: _produce_semantic_ids(config, features, dataset, splits, collaborative, f, on_epoch),
+        TokenizerArtifact.load,
     )
-    unique = identifiers(sids, config.semantic_ids)
+    return Prepared(dataset, splits, artifact)
+
+
+def _produce_result(config: TrialConfig, keys: StageKeys, store: ArtifactStore, folder: Path, on_epoch: OnEpoch | None) -> None:
+    prepared = prepare(config, store, on_epoch)
+    unique = identifiers(prepared.tokenizer.sids, config.semantic_ids)
     started = time.perf_counter()
-    metrics = evaluate(config, sids, unique, splits, on_epoch)
+    metrics = dict(prepared.tokenizer.quality)
+    if config.recommender_kind == "t5":
+        metrics.update(evaluate(config, unique, prepared.splits, on_epoch))
     metrics["time/recommender_fit_eval"] = time.perf_counter() - started
     unique.to_frame().write_parquet(folder / "semantic_ids.parquet")
+    shutil.copy(prepared.tokenizer.folder / "usage.parquet", folder / "usage.parquet")
     (folder / "config.json").write_text(json.dumps(trial_config_dict(config), indent=2))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
 
@@ -162,8 +206,8 @@ def _load_metrics(folder: Path) -> dict[str, float]:
     return metrics
 
 
-def _produce_semantic_ids(config, features, splits: Splits, collaborative, folder: Path, on_epoch: OnEpoch | None) -> None:
-    """Fit the tokenizer on training items and store its raw codes (before any tie-break)."""
+def _produce_semantic_ids(config, features, dataset: Dataset, splits: Splits, collaborative, folder: Path, on_epoch) -> None:
+    """Fit the tokenizer on training items; store it, its raw codes (no tie-break) and their quality report."""
     _, tokenizer_class = get_tokenizer(config.tokenizer_kind)
     tokenizer_config = replace(config.tokenizer, seed=config.seed) if hasattr(config.tokenizer, "seed") else config.tokenizer
     tokenizer = tokenizer_class(tokenizer_config)
@@ -172,8 +216,11 @@ def _produce_semantic_ids(config, features, splits: Splits, collaborative, folde
     tokenizer.fit(features, splits.train_items(), collaborative=collaborative, on_epoch=report, **extra)
     tokenizer.save(folder / "tokenizer")
     codes = tokenizer.encode(features)
-    raw = SemanticIds.from_codes(codes, tokenizer.position_names, tokenizer.codebook_sizes, tie_break=False)
-    raw.save(folder / "codes")
+    names, sizes = tuple(tokenizer.position_names), tuple(tokenizer.codebook_sizes)
+    SemanticIds.from_codes(codes, names, sizes, tie_break=False).save(folder / "codes")
+    quality = tokenizer_report(tokenizer, features, codes, splits.test_items(), dataset.sequences)
+    (folder / "quality.json").write_text(json.dumps(quality, indent=2))
+    usage_frame(codes, sizes, names, splits.train_items(), splits.test_items()).write_parquet(folder / "usage.parquet")
 
 
 def identifiers(sids: SemanticIds, config: SemanticIdConfig) -> SemanticIds:
@@ -187,12 +234,12 @@ def identifiers(sids: SemanticIds, config: SemanticIdConfig) -> SemanticIds:
     return unique
 
 
-def evaluate(config: TrialConfig, sids: SemanticIds, unique: SemanticIds, splits: Splits, on_epoch: OnEpoch | None) -> dict[str, float]:
-    """Train the recommender on the unique identifiers; score it, the popularity floor and the raw SIDs' quality."""
-    metrics = _quality_metrics(sids, splits)
+def evaluate(config: TrialConfig, unique: SemanticIds, splits: Splits, on_epoch: OnEpoch | None) -> dict[str, float]:
+    """Train the recommender on the unique identifiers; rank with it and with the popularity floor."""
+    metrics: dict[str, float] = {}
     model = T5Recommender(replace(config.recommender, seed=config.seed), unique)
     model.fit(splits.train, valid=_subsample(splits.valid, config), on_epoch=_epoch_reporter(model, config, splits, on_epoch))
-    popularity = PopularityRecommender(num_items=sids.num_items).fit(splits.train)
+    popularity = PopularityRecommender(num_items=unique.num_items).fit(splits.train)
     for name, evalset in (("valid", splits.valid), ("test", splits.test)):
         evalset = _subsample(evalset, config)
         k = max(config.evaluation.ks)
@@ -216,13 +263,6 @@ def _epoch_reporter(model: T5Recommender, config: TrialConfig, splits: Splits, o
         on_epoch("recommender", epoch, values)
 
     return report
-
-
-def _quality_metrics(sids: SemanticIds, splits: Splits) -> dict[str, float]:
-    """CUR, cardinality and conflict rate of the learned codes (before tie-breaking) on all and test items."""
-    metrics = _prefixed("sid/", sid_quality(sids.codes, sids.codebook_sizes))
-    metrics.update(_prefixed("sid/test_", sid_quality(sids.codes, sids.codebook_sizes, splits.test_items())))
-    return {key: float(value) for key, value in metrics.items()}
 
 
 def _subsample(evalset: EvalSet, config: TrialConfig, limit: int | None = None) -> EvalSet:

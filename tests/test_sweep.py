@@ -65,7 +65,8 @@ def check_mlflow(uri, name, trials):
         history = client.get_metric_history(child.info.run_id, "recommender_epoch/train/loss")
         assert len(history) >= 1
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
-        assert {"config.json", "semantic_ids.parquet"} <= artifacts
+        assert {"config.json", "semantic_ids.parquet", "usage.parquet"} <= artifacts
+        assert "sid/entropy/s1" in child.data.metrics and "retrieval/hit_at_10" in child.data.metrics
 
 
 def test_cli_sweep_help_and_bad_study(ray_local):
@@ -101,3 +102,22 @@ def test_asha_without_epoch_metric_is_rejected_at_load(tmp_path):
                 search={"algorithm": "optuna", "scheduler": "asha"})
     with pytest.raises(ConfigError, match=r"search.scheduler: asha needs valid/ndcg@10 every epoch; set base.evaluation.epoch_users"):
         parse_study(data, "s.yaml")
+
+
+def test_cli_tokenize_writes_the_quality_report(tmp_path, tiny_overrides):
+    data = yaml.safe_load(find_study("musicrec-ratio").read_text())
+    data.update(name="tiny-tok", smoke=tiny_overrides)
+    path = tmp_path / "tiny-tok.yaml"
+    path.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["tokenize", str(path), "--smoke", "--point", "ratio=3:1", "--seed", "2",
+                                      "--results-dir", str(tmp_path / "results")])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "results" / "tokenize" / "tiny-tok" / "ratio=3-1_seed=2"
+    report = (folder / "quality.md").read_text()
+    for metric in ("sid/cur", "sid/test_conflict_rate", "sid/entropy/s3", "recon/text/cosine", "retrieval/hit@10"):
+        assert f"`{metric}`" in report
+    assert (folder / "usage.png").read_bytes()[:4] == b"\x89PNG"
+    ids = pl.read_parquet(folder / "semantic_ids.parquet")
+    assert ids.height == 120 and ids["sid"].n_unique() == 120
+    bad = CliRunner().invoke(app, ["tokenize", str(path), "--point", "ratios=1:3"])
+    assert bad.exit_code == 2 and "not axes of tiny-tok" in bad.output

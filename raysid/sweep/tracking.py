@@ -79,7 +79,7 @@ class MLflowTracking(tune.Callback):
             return
         self._log_metrics(run_id, final_metrics(result), step=0)
         folder = Path(result.get("artifact_dir", ""))
-        for name in ("config.json", "semantic_ids.parquet"):
+        for name in ("config.json", "semantic_ids.parquet", "usage.parquet"):
             if (folder / name).exists():
                 self.client.log_artifact(run_id, str(folder / name))
 
