@@ -177,5 +177,19 @@ def bench_overhead(
     print_overhead(figures, console)
 
 
+@bench_app.command("tokenizers")
+def bench_tokenizers(
+    tracks: Annotated[int, typer.Option(help="Catalog size (playlists = tracks / 5).")] = 100_000,
+    kind: Annotated[list[str], typer.Option("--kind", help="Tokenizer kind (repeatable; default: all registered).")] = [],
+    threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
+    epochs: Annotated[int, typer.Option(help="Epochs of the neural tokenizers.")] = 1,
+) -> None:
+    """Fit and encode throughput of every tokenizer, and the share of matmul throughput RQ-VAE training reaches."""
+    from raysid.bench_tokenizers import format_share, format_table, matmul_share, tokenizer_throughput
+
+    console.print(format_table(tokenizer_throughput(tracks, kind or None, threads, epochs)), markup=False)
+    console.print(format_share(matmul_share(threads)), markup=False)
+
+
 if __name__ == "__main__":
     app()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from raysid.config import ConfigError
 from raysid.tokenizers.base import OnEpoch, Tokenizer
 from raysid.tokenizers.external import ExternalConfig, ExternalTokenizer
+from raysid.tokenizers.fusid import FusIDConfig, FusIDTokenizer
 from raysid.tokenizers.kmeans import KMeansConfig, KMeansTokenizer
 from raysid.tokenizers.musicrec import MusicRecConfig, MusicRecTokenizer
 from raysid.tokenizers.per_modality import PerModalityConfig, PerModalityTokenizer
@@ -21,6 +22,7 @@ TOKENIZERS: dict[str, tuple[type, type]] = {
     "vqvae": (VQVAEConfig, VQVAETokenizer),  # 3MToken ablation: one codebook
     "kmeans": (KMeansConfig, KMeansTokenizer),  # faiss k-means, one level
     "residual_kmeans": (ResidualKMeansConfig, ResidualKMeansTokenizer),  # faiss k-means on residuals
+    "fusid": (FusIDConfig, FusIDTokenizer),  # FusID: fusion network + contrastive/VICReg losses + PQ
     "talkplay": (TalkPlayConfig, TalkPlayTokenizer),  # FusID's baseline: k-means per modality
     "random": (RandomConfig, RandomTokenizer),  # 'v0' random identifiers of the same shape
     "external": (ExternalConfig, ExternalTokenizer),  # an identifier table produced elsewhere
