@@ -64,6 +64,13 @@ def test_bad_value_in_an_axis_names_the_key():
         parse_study(data, "study.yaml")
 
 
+def test_ratio_levels_must_add_up_to_the_total():
+    data = base_study()
+    data["axes"]["ratio"]["grid"]["3:1"]["tokenizer.specific_levels"] = 2
+    with pytest.raises(ConfigError, match=r"tokenizer.shared_levels: shared_levels \+ specific_levels = 3 \+ 2 does not add up to total_levels = 4"):
+        parse_study(data, "study.yaml")
+
+
 def test_wrong_type_names_the_key():
     data = base_study()
     data["base"]["recommender"]["beam_size"] = "twenty"

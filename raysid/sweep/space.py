@@ -85,9 +85,10 @@ class Study:
 
     def resolve(self, point: Mapping[str, Any], smoke: bool = False) -> TrialConfig:
         """The TrialConfig of one point ({axis name: value, "seed": int})."""
-        updates: dict[str, Any] = dict(self.smoke) if smoke else {}
-        for axis in self.axes:
+        updates: dict[str, Any] = {}
+        for axis in self.axes:  # in order: a later axis may refine a section an earlier one set
             updates.update(axis.overrides(point[axis.name]))
+        updates.update(self.smoke if smoke else {})  # last, so it shrinks whatever the axes chose
         updates["seed"] = point["seed"]
         return parse_trial_config(override(self.base, updates), f"{self.source}: config")
 
@@ -123,7 +124,10 @@ def list_studies() -> dict[str, str]:
     found = {}
     for folder in STUDY_DIRS:
         for path in sorted(folder.glob("*.yaml")) if folder.exists() else ():
-            found.setdefault(path.stem, load_study(path).description.strip().splitlines()[0])
+            try:
+                found.setdefault(path.stem, load_study(path).description.strip().splitlines()[0])
+            except ConfigError as error:
+                found.setdefault(path.stem, f"INVALID: {error}")
     return found
 
 
@@ -217,9 +221,17 @@ def _check_points(study: Study) -> None:
             "each recommender epoch, e.g. 200) and a valid/ metric")
 
 
+CATALOG_MODALITIES = ("text", "audio", "tags")
+
+
 def known_metrics(config: TrialConfig) -> set[str]:
-    """Names of the ranking and SID-quality metrics a trial with this config reports."""
+    """Names of the ranking (when a recommender runs) and SID-quality metrics a trial with this config reports."""
+    quality = {f"sid/{prefix}{m}" for prefix in ("", "test_") for m in ("cur", "cardinality", "conflict_rate")}
+    quality |= {f"retrieval/{m}@{k}" for m in ("precision", "recall", "hit") for k in (5, 10, 20, 50)}
+    quality |= {f"recon/{m}" for m in ("mse", "cosine")}
+    quality |= {f"recon/{modality}/{m}" for modality in CATALOG_MODALITIES for m in ("mse", "cosine")}
+    if config.recommender_kind == "none":
+        return quality
     ranking = {f"{name}@{k}" for k in config.evaluation.ks for name in ("hr", "ndcg", "recall")} | {"mrr"}
     splits = {f"{split}/{m}" for split in ("valid", "test") for m in ranking}
-    quality = {f"sid/{prefix}{m}" for prefix in ("", "test_") for m in ("cur", "cardinality", "conflict_rate")}
     return splits | {f"popularity/{m}" for m in splits} | quality

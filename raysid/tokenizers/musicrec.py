@@ -44,6 +44,7 @@ class MusicRecConfig:
     hidden_dims: tuple[int, ...] = (256, 128)  # MLP encoder widths (Linear+ReLU); decoders mirror them
     shared_levels: int = 2  # L_e: shared codebooks, codewords in R^{M·d}
     specific_levels: int = 2  # L_c: codebooks per modality, codewords in R^d
+    total_levels: int = 0  # > 0: the study fixes L_e + L_c (the paper's 4 for its ratio sweep); 0 = unchecked
     codebook_size: int = 256  # N: codewords per codebook
     commitment_weight: float = 0.25  # μ of eq. 8
     alpha: float = 1e-2  # weight of L_align (eq. 12)
@@ -73,6 +74,12 @@ class MusicRecConfig:
             self.shared_levels + self.specific_levels >= 1,
             f"{where}.shared_levels",
             "shared_levels + specific_levels must be >= 1 (an identifier needs at least one code)",
+        )
+        require(
+            self.total_levels <= 0 or self.shared_levels + self.specific_levels == self.total_levels,
+            f"{where}.shared_levels",
+            f"shared_levels + specific_levels = {self.shared_levels} + {self.specific_levels} does not add up to "
+            f"total_levels = {self.total_levels} (a shared:specific ratio splits a fixed number of codebooks)",
         )
         require(self.codebook_size >= 1, f"{where}.codebook_size", f"must be >= 1, got {self.codebook_size}")
         mu = self.commitment_weight
