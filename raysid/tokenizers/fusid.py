@@ -49,7 +49,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import faiss
 import numpy as np
 import torch
 from torch import nn
@@ -57,6 +56,7 @@ from torch import nn
 from raysid.config import build, require, to_dict
 from raysid.devices import resolve_device
 from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
+from raysid.tokenizers.clustering import kmeans_centroids
 
 _EVAL_BATCH = 4096  # rows per forward pass in embed/encode
 _EPSILON = 1e-4  # ε of eq. 3, inside the square root
@@ -303,28 +303,6 @@ def variance_loss(fused: torch.Tensor, gamma: float) -> torch.Tensor:
     return (gamma - (fused.var(dim=0) + _EPSILON).sqrt()).clamp_min(0).mean()
 
 
-def _kmeans(points: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
-    """k centroids (k, dim) of points (n, dim) by faiss k-means, single-threaded for determinism."""
-    points = np.ascontiguousarray(points, dtype=np.float32)
-    if len(points) < k:
-        rng = np.random.default_rng(seed)
-        picked = points[rng.integers(len(points), size=k)]
-        scale = 1e-3 * max(float(points.std()), 1e-3)
-        return (picked + scale * rng.standard_normal(picked.shape)).astype(np.float32)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        kmeans = faiss.Kmeans(points.shape[1], k, niter=niter, seed=seed, min_points_per_centroid=1)
-        kmeans.train(points)
-    finally:
-        faiss.omp_set_num_threads(threads)
-    return kmeans.centroids.reshape(k, -1).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The tokenizer
-
-
 class FusIDTokenizer:
     """FusID behind the ``Tokenizer`` contract (see ``raysid.tokenizers.base``); ``fit`` also needs sequences."""
 
@@ -442,7 +420,7 @@ class FusIDTokenizer:
         fused = self._embed_rows(x)  # (train, n*d)
         d = config.subembedding_dim
         for i in range(config.num_subembeddings):
-            centroids = _kmeans(fused[:, i * d : (i + 1) * d], config.codebook_size, config.niter, config.seed + i)
+            centroids = kmeans_centroids(fused[:, i * d : (i + 1) * d], config.codebook_size, config.niter, config.seed + i)
             network.centroids[i] = torch.from_numpy(centroids).to(network.centroids)
 
     @torch.no_grad()

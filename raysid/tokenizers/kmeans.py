@@ -25,14 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import faiss
 import numpy as np
 
 from raysid.config import ConfigError, build, require, to_dict
 from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
+from raysid.tokenizers.clustering import kmeans_centroids
 
 _ASSIGN_BATCH = 4096  # rows per distance matrix in nearest_centroid
-_KMEANS_PLUS_PLUS = faiss.ClusteringInitMethod_KMEANS_PLUS_PLUS
 
 
 @dataclass(frozen=True)
@@ -96,30 +95,6 @@ def split_columns(matrix: np.ndarray, input_dims: Mapping[str, int]) -> dict[str
     bounds = np.cumsum(list(input_dims.values()))[:-1]
     parts = np.split(np.asarray(matrix, dtype=np.float32), bounds, axis=1)
     return {name: np.ascontiguousarray(part) for name, part in zip(input_dims, parts)}
-
-
-def kmeans_centroids(points: np.ndarray, k: int, niter: int, seed: int) -> np.ndarray:
-    """k centroids (k, dim) float32 of points (n, dim) by faiss k-means (k-means++ seeding), single-threaded
-    for determinism.
-
-    With fewer points than centroids, the centroids are points drawn with replacement plus small seeded noise.
-    """
-    points = np.ascontiguousarray(points, dtype=np.float32)
-    if len(points) < k:
-        rng = np.random.default_rng(seed)
-        picked = points[rng.integers(len(points), size=k)]
-        scale = 1e-3 * max(float(points.std()), 1e-3)
-        return (picked + scale * rng.standard_normal(picked.shape)).astype(np.float32)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        kmeans = faiss.Kmeans(
-            points.shape[1], k, niter=niter, seed=seed, min_points_per_centroid=1, init_method=_KMEANS_PLUS_PLUS
-        )
-        kmeans.train(points)
-    finally:
-        faiss.omp_set_num_threads(threads)
-    return kmeans.centroids.reshape(k, -1).astype(np.float32)
 
 
 def nearest_centroid(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -205,7 +180,7 @@ class ConcatenatedKMeans:
         residual = stack_features(features, self.modalities, self.config.normalize, np.asarray(train_items))
         self.codebooks = []
         for level, size in enumerate(self.codebook_sizes):
-            centroids = kmeans_centroids(residual, size, self.config.niter, self.config.seed + level)
+            centroids = kmeans_centroids(residual, size, self.config.niter, self.config.seed + level, plus_plus=True)
             residual = residual - centroids[nearest_centroid(residual, centroids)]
             self.codebooks.append(centroids)
         if on_epoch is not None:

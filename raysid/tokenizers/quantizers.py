@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-import faiss
 import numpy as np
 import torch
 from torch import nn
+
+from raysid.tokenizers.clustering import kmeans_centroids
 
 
 class QuantizerOutput(NamedTuple):
@@ -105,7 +106,7 @@ class ResidualQuantizer(nn.Module):
         residual = x.detach()
         for level in range(self.num_levels):
             size = self.codebook_sizes[level]
-            centroids = _kmeans(residual.cpu().numpy(), size, seed + level)  # (K_l, dim)
+            centroids = kmeans_centroids(residual.cpu().numpy(), size, 20, seed + level)  # (K_l, dim)
             self.codebooks[level, :size] = torch.from_numpy(centroids).to(self.codebooks)
             residual = residual - self.codebooks[level][self.nearest(residual, level)]
 
@@ -128,23 +129,3 @@ class ResidualQuantizer(nn.Module):
                 reset += len(dead)
             residual = residual - self.codebooks[level][self.nearest(residual, level)]
         return reset
-
-
-def _kmeans(points: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """k centroids of points (n, dim) by faiss k-means, single-threaded for determinism."""
-    points = np.ascontiguousarray(points, dtype=np.float32)
-    if len(points) < k:
-        rng = np.random.default_rng(seed)
-        picked = points[rng.integers(len(points), size=k)]
-        scale = 1e-3 * max(float(points.std()), 1e-3)
-        return (picked + scale * rng.standard_normal(picked.shape)).astype(np.float32)
-    threads = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        # min_points_per_centroid=1 only silences faiss's "please provide more points" warning: k-means on
-        # the first batch is deliberate (points may be as few as the codes).
-        kmeans = faiss.Kmeans(points.shape[1], k, niter=20, seed=seed, min_points_per_centroid=1)
-        kmeans.train(points)
-    finally:
-        faiss.omp_set_num_threads(threads)
-    return kmeans.centroids.reshape(k, -1).astype(np.float32)

@@ -87,7 +87,7 @@ class TalkPlayTokenizer:
         self.codebooks, loss = {}, 0.0
         for name in self.modalities:
             x = stack_features(features, (name,), config.normalize, rows)  # (n, dim_m)
-            centroids = kmeans_centroids(x, config.codebook_size, config.niter, config.seed)
+            centroids = kmeans_centroids(x, config.codebook_size, config.niter, config.seed, plus_plus=True)
             self.codebooks[name] = centroids
             loss += float(np.mean((x - centroids[nearest_centroid(x, centroids)]) ** 2))
         if on_epoch is not None:
