@@ -127,7 +127,7 @@ class StageKeys:
         split = stable_hash(dataset, config.split)
         collaborative = stable_hash("collaborative", split, config.collaborative)
         tokenizer = stable_hash(
-            "tokenizer-v2", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
+            "tokenizer-v3", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
             collaborative if _uses_collaborative(config) else None, _file_digest(getattr(config.tokenizer, "path", "")),
         )
         result = stable_hash("result", tokenizer, config.semantic_ids, config.recommender_kind, config.recommender,

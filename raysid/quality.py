@@ -7,6 +7,7 @@ relevance = test items that share a playlist.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import matplotlib
@@ -38,8 +39,19 @@ def tokenizer_report(
     metrics = codebook_report(codes, tuple(tokenizer.codebook_sizes), tuple(tokenizer.position_names), test_items)
     metrics.update(reconstruction_metrics(features, tokenizer.decode(codes)))
     relevant = cooccurrence_relevance(sequences, test_items)
-    metrics.update({k: float(v) for k, v in retrieval_metrics(codes, test_items, relevant).items()})
+    blocks = position_blocks(tuple(tokenizer.position_names))
+    metrics.update({k: float(v) for k, v in retrieval_metrics(codes, test_items, relevant, blocks=blocks).items()})
     return metrics
+
+
+def position_blocks(names: tuple[str, ...]) -> list[int]:
+    """Block of each position: names that differ only in their level digits ("text1", "text2") share one.
+
+    Retrieval sums the hierarchical match of every block (3MToken sums its per-modality matches), so a
+    per-modality identifier is not ranked by its first modality alone.
+    """
+    prefixes = [re.sub(r"\d+$", "", name) for name in names]
+    return [sorted(set(prefixes), key=prefixes.index).index(prefix) for prefix in prefixes]
 
 
 def usage_frame(codes: np.ndarray, sizes: tuple[int, ...], names: tuple[str, ...], train_items, test_items) -> pl.DataFrame:

@@ -252,3 +252,18 @@ def test_cooccurrence_relevance_feeds_retrieval_metrics():
     assert metrics["retrieval/recall@4"] == 1.0
     assert metrics["retrieval/hit@4"] == 1.0
     assert metrics["retrieval/precision@4"] == pytest.approx((3 + 2 + 3 + 1 + 1) / 4 / 5)
+
+
+def test_block_scores_sum_each_blocks_common_prefix():
+    """3MToken sums per-modality matches: blocks [0, 0, 1, 1] restart the prefix at position 2."""
+    from raysid.metrics.retrieval import hierarchical_match_scores
+    from raysid.quality import position_blocks
+
+    query = np.array([[1, 2, 3, 4]])
+    corpus = np.array([[1, 2, 3, 4], [9, 2, 3, 4], [1, 9, 3, 4], [9, 9, 3, 9]])
+    assert hierarchical_match_scores(query, corpus).tolist() == [[4, 0, 1, 0]]
+    assert hierarchical_match_scores(query, corpus, [0, 0, 1, 1]).tolist() == [[2 + 2, 0 + 2, 1 + 2, 0 + 1]]
+    assert position_blocks(("s1", "s2", "text1", "text2", "audio1")) == [0, 0, 1, 1, 2]
+    assert position_blocks(("rq1", "rq2", "rq3")) == [0, 0, 0]
+    with pytest.raises(ValueError, match="one block per position"):
+        hierarchical_match_scores(query, corpus, [0, 1])

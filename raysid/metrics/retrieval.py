@@ -26,15 +26,22 @@ MAX_CHUNK_CELLS = 1 << 22  # query x corpus cells scored and ranked at once (~10
 MAX_PAIR_BATCH = 1 << 24  # co-occurrence pairs expanded at once (~130 MB as int64 keys)
 
 
-def hierarchical_match_scores(codes_query: np.ndarray, codes_corpus: np.ndarray) -> np.ndarray:
-    """Length of the common code prefix of every (query, corpus) pair: (queries, corpus) int32."""
+def hierarchical_match_scores(
+    codes_query: np.ndarray, codes_corpus: np.ndarray, blocks: Sequence[int] | None = None
+) -> np.ndarray:
+    """Length of the common code prefix of every (query, corpus) pair: (queries, corpus) int32.
+
+    ``blocks`` gives each position's block (e.g. one per modality: ``[0, 0, 0, 1, 1, 1]``); the score is then
+    the sum over blocks of each block's common prefix, as 3MToken sums its per-modality matches. None = one
+    block (the whole identifier is one hierarchy).
+    """
     codes_query, codes_corpus = _codes(codes_query, "codes_query"), _codes(codes_corpus, "codes_corpus")
     if codes_query.shape[1] != codes_corpus.shape[1]:
         raise ValueError(
             f"codes_query has {codes_query.shape[1]} positions but codes_corpus has {codes_corpus.shape[1]}"
         )
     scores = np.empty((codes_query.shape[0], codes_corpus.shape[0]), dtype=np.int32)
-    for start, stop, chunk in _score_chunks(codes_query, codes_corpus):
+    for start, stop, chunk in _score_chunks(codes_query, codes_corpus, blocks):
         scores[start:stop] = chunk
     return scores
 
@@ -61,6 +68,7 @@ def retrieval_metrics(
     relevant: Sequence[np.ndarray],
     ks: tuple[int, ...] = (5, 10, 20, 50),
     seed: int = 0,
+    blocks: Sequence[int] | None = None,
 ) -> dict[str, float]:
     """Precision@k, Recall@k and Hit@k of prefix-match retrieval among ``items``, averaged over queries.
 
@@ -82,7 +90,7 @@ def retrieval_metrics(
     depth = min(max(ks), items.size - 1)
     hits = np.zeros((queries.size, max(depth, 1)), dtype=np.int64)  # cumulative hits at each depth
     if depth > 0:
-        for start, stop, top in _ranked_chunks(codes[items], queries, depth, seed):
+        for start, stop, top in _ranked_chunks(codes[items], queries, depth, seed, blocks):
             low = np.searchsorted(query_rows, queries[start], side="left")  # query_rows is sorted
             high = np.searchsorted(query_rows, queries[stop - 1], side="right")
             mask = np.zeros((stop - start, items.size), dtype=bool)  # (chunk, n) relevance
@@ -162,12 +170,12 @@ def _mean(values: np.ndarray) -> float:
 
 
 def _ranked_chunks(
-    codes: np.ndarray, queries: np.ndarray, depth: int, seed: int
+    codes: np.ndarray, queries: np.ndarray, depth: int, seed: int, blocks: Sequence[int] | None = None
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Per chunk of ``queries`` (row positions in codes), the top ``depth`` other rows best first."""
     n = codes.shape[0]
     tiebreak = np.random.default_rng(seed).permutation(n).astype(np.int64)  # higher wins a tie
-    for start, stop, scores in _score_chunks(codes[queries], codes):
+    for start, stop, scores in _score_chunks(codes[queries], codes, blocks):
         keys = scores.astype(np.int64) * n + tiebreak  # (chunk, n): unique per row, score first
         keys[np.arange(stop - start), queries[start:stop]] = -1  # the query itself ranks last
         top = np.argpartition(-keys, depth - 1, axis=1)[:, :depth]  # best ``depth``, unordered
@@ -175,14 +183,22 @@ def _ranked_chunks(
         yield start, stop, np.take_along_axis(top, order, axis=1)
 
 
-def _score_chunks(query: np.ndarray, corpus: np.ndarray) -> Iterator[tuple[int, int, np.ndarray]]:
+def _score_chunks(
+    query: np.ndarray, corpus: np.ndarray, blocks: Sequence[int] | None = None
+) -> Iterator[tuple[int, int, np.ndarray]]:
     """Prefix-match scores for successive row chunks of ``query``: (start, stop, (chunk, corpus) int32)."""
+    blocks = np.zeros(query.shape[1], dtype=np.int64) if blocks is None else np.asarray(blocks)
+    if blocks.shape != (query.shape[1],):
+        raise ValueError(f"blocks must give one block per position ({query.shape[1]}), got {blocks.tolist()}")
+    starts = np.r_[True, blocks[1:] != blocks[:-1]]  # a new block restarts the prefix
     chunk = max(1, MAX_CHUNK_CELLS // max(corpus.shape[0], 1))
     for start in range(0, query.shape[0], chunk):
         block = query[start : start + chunk]
         alive = np.ones((block.shape[0], corpus.shape[0]), dtype=bool)  # prefix still matching
         scores = np.zeros(alive.shape, dtype=np.int32)
         for position in range(query.shape[1]):
+            if starts[position]:
+                alive[:] = True
             alive &= block[:, position, None] == corpus[None, :, position]
             scores += alive
         yield start, start + block.shape[0], scores

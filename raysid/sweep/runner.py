@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
 import polars as pl
 import ray
 from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
 
 from raysid.cache import ArtifactStore
-from raysid.config import ConfigError, flatten
+from raysid.config import flatten
 from raysid.pipeline import run_trial, trial_config_dict
 from raysid.results import write_report
 from raysid.sweep.progress import SweepProgress
@@ -91,15 +94,9 @@ def tune_config(study: Study, max_concurrent: int) -> tune.TuneConfig:
     """Search algorithm and scheduler from the study (both optimise the study's metric)."""
     search_alg, scheduler = None, None
     if study.search.algorithm == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
-
-        seed = study.seeds[0]
-        import optuna
-
-        search_alg = OptunaSearch(metric=study.metric, mode=study.mode, sampler=optuna.samplers.TPESampler(seed=seed))
+        sampler = optuna.samplers.TPESampler(seed=study.seeds[0])
+        search_alg = OptunaSearch(metric=study.metric, mode=study.mode, sampler=sampler)
     if study.search.scheduler == "asha":
-        from ray.tune.schedulers import ASHAScheduler
-
         scheduler = ASHAScheduler(metric=study.metric, mode=study.mode, grace_period=study.search.grace_period)
     return tune.TuneConfig(
         search_alg=search_alg, scheduler=scheduler, num_samples=study.search.num_samples,
@@ -173,6 +170,3 @@ def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, li
         row.update({k: (v if math.isfinite(v) else None) for k, v in final_metrics(result.metrics).items()})
         rows.append(row)
     return (pl.DataFrame(rows) if rows else pl.DataFrame()), failed, stopped
-
-
-__all__ = ["SweepSettings", "SweepOutcome", "run_sweep", "ConfigError"]
