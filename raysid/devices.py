@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import random
+import re
 
 import numpy as np
 import torch
+
+from raysid.config import require
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device(value: str, where: str) -> None:
+    """ConfigError naming ``where`` unless value is "auto", "cpu", "cuda" or "cuda:N"."""
+    require(DEVICE_PATTERN.fullmatch(value) is not None, where, f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {value!r}")
 
 
 def resolve_device(name: str) -> torch.device:

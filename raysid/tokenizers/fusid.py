@@ -44,7 +44,6 @@ Choices where the paper is silent or loose:
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -54,7 +53,7 @@ import torch
 from torch import nn
 
 from raysid.config import build, require, to_dict
-from raysid.devices import resolve_device
+from raysid.devices import check_device, resolve_device
 from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
 from raysid.tokenizers.clustering import kmeans_centroids
 
@@ -124,11 +123,7 @@ class FusIDConfig:
         for name in self.modalities:
             require(isinstance(name, str), f"{where}.modalities", f"expected modality names, got {name!r}")
             require(self.modalities.count(name) == 1, f"{where}.modalities", f"{name!r} is listed more than once")
-        require(
-            re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
-            f"{where}.device",
-            f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}",
-        )
+        check_device(self.device, f"{where}.device")
 
 
 # ---------------------------------------------------------------------------------------------------

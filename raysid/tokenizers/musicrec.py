@@ -18,7 +18,6 @@ Where the paper is silent:
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -29,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from raysid.config import build, require, to_dict
-from raysid.devices import resolve_device
+from raysid.devices import check_device, resolve_device
 from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
 from raysid.tokenizers.quantizers import ResidualQuantizer
 
@@ -90,11 +89,7 @@ class MusicRecConfig:
         require(self.epochs >= 1, f"{where}.epochs", f"must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1, f"{where}.batch_size", f"must be >= 1, got {self.batch_size}")
         require(self.learning_rate > 0, f"{where}.learning_rate", f"must be > 0, got {self.learning_rate}")
-        require(
-            re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
-            f"{where}.device",
-            f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}",
-        )
+        check_device(self.device, f"{where}.device")
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:

@@ -23,7 +23,6 @@ Where we differ from or fill in the paper:
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from raysid.config import ConfigError, build, require, to_dict
+from raysid.devices import check_device
 from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
 from raysid.tokenizers.musicrec import resolve_device
 from raysid.tokenizers.quantizers import ResidualQuantizer
@@ -91,11 +91,7 @@ def validate_autoencoder_fields(config: Any) -> None:
     require(batch >= 2, f"{where}.batch_size", f"must be >= 2 (BatchNorm needs two rows per batch), got {batch}")
     lr = config.learning_rate
     require(lr > 0, f"{where}.learning_rate", f"must be > 0, got {lr}")
-    require(
-        re.fullmatch(r"auto|cpu|cuda(:\d+)?", config.device) is not None,
-        f"{where}.device",
-        f"expected 'auto', 'cpu', 'cuda' or 'cuda:N', got {config.device!r}",
-    )
+    check_device(config.device, f"{where}.device")
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:
