@@ -121,3 +121,18 @@ def test_cli_tokenize_writes_the_quality_report(tmp_path, tiny_overrides):
     assert ids.height == 120 and ids["sid"].n_unique() == 120
     bad = CliRunner().invoke(app, ["tokenize", str(path), "--point", "ratios=1:3"])
     assert bad.exit_code == 2 and "not axes of tiny-tok" in bad.output
+
+
+def test_a_rerun_after_an_interruption_keeps_the_finished_trials(ray_local, tiny_study, tmp_path):
+    """A trial that finished before the sweep died is answered from the stage cache, not trained again."""
+    from raysid.cache import ArtifactStore
+    from raysid.pipeline import run_trial
+
+    settings = SweepSettings(results_dir=tmp_path / "results", smoke=True, progress=False)
+    finished = {"ratio": "3:1", "seed": 1}
+    before = run_trial(tiny_study.resolve(finished, smoke=True), ArtifactStore(settings.cache_root))
+    outcome = run_sweep(tiny_study, settings)
+    cached = {(r["ratio"], r["seed"]): r["cached/result"] for r in outcome.trials.iter_rows(named=True)}
+    assert cached == {("1:3", 0): 0.0, ("1:3", 1): 0.0, ("3:1", 0): 0.0, ("3:1", 1): 1.0}
+    row = outcome.trials.filter((pl.col("ratio") == "3:1") & (pl.col("seed") == 1))
+    assert row["test/ndcg@10"][0] == before["test/ndcg@10"]
