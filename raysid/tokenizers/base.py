@@ -6,11 +6,15 @@ each position with its own codebook and token prefix. Rows of every matrix are i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
+
+from raysid.config import build, to_dict
 
 OnEpoch = Callable[[int, dict[str, float]], None]
 """Called after each training epoch with (epoch, {"tokenizer/loss": ..., ...})."""
@@ -112,3 +116,33 @@ def _check_matrix(where: str, matrix: np.ndarray) -> int:
     if not np.isfinite(matrix).all():
         raise ValueError(f"{where}: contains NaN or infinite values")
     return matrix.shape[0]
+
+
+def write_meta(folder: Path, config: Any, **meta: Any) -> Path:
+    """Create ``folder`` and write ``tokenizer.json`` with the config and ``meta``; return the folder."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "tokenizer.json").write_text(json.dumps({"config": to_dict(config), **meta}, indent=2))
+    return folder
+
+
+def read_meta(folder: Path, config_class: type) -> tuple[Any, dict[str, Any]]:
+    """The config and the rest of ``tokenizer.json`` written by ``write_meta``."""
+    meta = json.loads((Path(folder) / "tokenizer.json").read_text())
+    return build(config_class, meta.pop("config"), "tokenizer"), meta
+
+
+def saved_inputs(meta: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, int]]:
+    """(modalities, input dims) recorded at fit, as ``write_meta`` stored them."""
+    modalities = tuple(meta["modalities"])
+    return modalities, {name: int(meta["input_dims"][name]) for name in modalities}
+
+
+def save_weights(module: torch.nn.Module, folder: Path) -> None:
+    torch.save(module.state_dict(), Path(folder) / "model.pt")
+
+
+def load_weights(module: torch.nn.Module, folder: Path, device: torch.device) -> torch.nn.Module:
+    """Load ``model.pt`` into ``module`` with ``weights_only=True`` (no code runs from the file)."""
+    module.load_state_dict(torch.load(Path(folder) / "model.pt", map_location=device, weights_only=True))
+    return module

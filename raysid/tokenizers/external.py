@@ -19,14 +19,12 @@ from typing import Any
 import numpy as np
 
 from raysid.config import require
-from raysid.tokenizers.base import OnEpoch, check_fit_inputs
+from raysid.tokenizers.base import OnEpoch, check_fit_inputs, read_meta, saved_inputs, write_meta
 from raysid.tokenizers.kmeans import (
     check_codes,
     check_modality_names,
     encode_rows,
-    read_meta,
     select_modalities,
-    write_meta,
 )
 
 TOKEN = re.compile(r"<(?P<prefix>[^<>]+)[_.\-](?P<index>\d+)>")  # greedy prefix: "<text_1_5>" is ("text_1", 5)
@@ -182,8 +180,7 @@ class ExternalTokenizer:
         """Rebuild a tokenizer written by ``save``, without reading the original table."""
         config, meta = read_meta(folder, ExternalConfig)
         tokenizer = cls(config)
-        tokenizer.modalities = tuple(meta["modalities"])
-        tokenizer.input_dims = {name: int(meta["input_dims"][name]) for name in tokenizer.modalities}
+        tokenizer.modalities, tokenizer.input_dims = saved_inputs(meta)
         tokenizer.names = tuple(meta["names"])
         tokenizer.codes = np.load(Path(folder) / "codes.npy")
         return tokenizer

@@ -43,7 +43,6 @@ Choices where the paper is silent or loose:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -52,9 +51,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from raysid.config import build, require, to_dict
+from raysid.config import require
 from raysid.devices import check_device, resolve_device
-from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
+from raysid.tokenizers.base import (
+    OnEpoch,
+    check_encode_inputs,
+    check_fit_inputs,
+    load_weights,
+    read_meta,
+    save_weights,
+    saved_inputs,
+    write_meta,
+)
 from raysid.tokenizers.clustering import kmeans_centroids
 
 _EVAL_BATCH = 4096  # rows per forward pass in embed/encode
@@ -472,21 +480,15 @@ class FusIDTokenizer:
 
     def save(self, folder: Path) -> None:
         """Write ``tokenizer.json`` (config, modalities, input dims) and ``model.pt`` (weights and centroids)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = {"config": to_dict(self.config), "modalities": list(self.modalities), "input_dims": self.input_dims}
-        (folder / "tokenizer.json").write_text(json.dumps(meta, indent=2))
-        torch.save(self._network().state_dict(), folder / "model.pt")
+        meta = {"modalities": list(self.modalities), "input_dims": self.input_dims}
+        save_weights(self._network(), write_meta(folder, self.config, **meta))
 
     @classmethod
     def load(cls, folder: Path) -> FusIDTokenizer:
         """Rebuild a tokenizer written by ``save``."""
-        folder = Path(folder)
-        meta = json.loads((folder / "tokenizer.json").read_text())
-        tokenizer = cls(build(FusIDConfig, meta["config"], "tokenizer"))
-        tokenizer.modalities = tuple(meta["modalities"])
-        tokenizer.input_dims = {name: int(meta["input_dims"][name]) for name in tokenizer.modalities}
-        network = build_network(tokenizer.config, sum(tokenizer.input_dims.values())).to(tokenizer.device)
-        network.load_state_dict(torch.load(folder / "model.pt", map_location=tokenizer.device, weights_only=True))
-        tokenizer.network = network.eval()
+        config, meta = read_meta(folder, FusIDConfig)
+        tokenizer = cls(config)
+        tokenizer.modalities, tokenizer.input_dims = saved_inputs(meta)
+        network = build_network(config, sum(tokenizer.input_dims.values())).to(tokenizer.device)
+        tokenizer.network = load_weights(network, folder, tokenizer.device).eval()
         return tokenizer

@@ -19,7 +19,6 @@ Where the papers are silent:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,15 @@ from typing import Any
 
 import numpy as np
 
-from raysid.config import ConfigError, build, require, to_dict
-from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
+from raysid.config import ConfigError, require
+from raysid.tokenizers.base import (
+    OnEpoch,
+    check_encode_inputs,
+    check_fit_inputs,
+    read_meta,
+    saved_inputs,
+    write_meta,
+)
 from raysid.tokenizers.clustering import kmeans_centroids
 
 _ASSIGN_BATCH = 4096  # rows per distance matrix in nearest_centroid
@@ -123,20 +129,6 @@ def check_codes(codes: np.ndarray, codebook_sizes: tuple[int, ...]) -> np.ndarra
     return codes.astype(np.int64, copy=False)
 
 
-def write_meta(folder: Path, config: Any, **meta: Any) -> Path:
-    """Create ``folder`` and write ``tokenizer.json`` with the config and ``meta``; return the folder."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tokenizer.json").write_text(json.dumps({"config": to_dict(config), **meta}, indent=2))
-    return folder
-
-
-def read_meta(folder: Path, config_class: type) -> tuple[Any, dict[str, Any]]:
-    """The config and the rest of ``tokenizer.json`` written by ``write_meta``."""
-    meta = json.loads((Path(folder) / "tokenizer.json").read_text())
-    return build(config_class, meta.pop("config"), "tokenizer"), meta
-
-
 class ConcatenatedKMeans:
     """Residual k-means over the concatenated modalities: level l clusters what levels < l left over.
 
@@ -222,8 +214,7 @@ class ConcatenatedKMeans:
         """Rebuild a tokenizer written by ``save``."""
         config, meta = read_meta(folder, cls.config_class)
         tokenizer = cls(config)
-        tokenizer.modalities = tuple(meta["modalities"])
-        tokenizer.input_dims = {name: int(meta["input_dims"][name]) for name in tokenizer.modalities}
+        tokenizer.modalities, tokenizer.input_dims = saved_inputs(meta)
         with np.load(Path(folder) / "codebooks.npz") as arrays:
             tokenizer.codebooks = [arrays[f"arr_{level}"] for level in range(len(arrays.files))]
         return tokenizer

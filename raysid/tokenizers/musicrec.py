@@ -17,7 +17,6 @@ Where the paper is silent:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -27,9 +26,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysid.config import build, require, to_dict
+from raysid.config import require
 from raysid.devices import check_device, resolve_device
-from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
+from raysid.tokenizers.base import (
+    OnEpoch,
+    check_encode_inputs,
+    check_fit_inputs,
+    load_weights,
+    read_meta,
+    save_weights,
+    saved_inputs,
+    write_meta,
+)
 from raysid.tokenizers.quantizers import ResidualQuantizer
 
 _EVAL_BATCH = 4096  # rows per forward pass in encode/decode
@@ -361,24 +369,16 @@ class MusicRecTokenizer:
 
     def save(self, folder: Path) -> None:
         """Write ``tokenizer.json`` (config, modalities, input dims, CF dim) and ``model.pt`` (state dict)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = {"config": to_dict(self.config), "input_dims": self.input_dims, "cf_dim": self.cf_dim}
-        meta["modalities"] = list(self.modalities)
-        (folder / "tokenizer.json").write_text(json.dumps(meta, indent=2))
-        torch.save(self._network().state_dict(), folder / "model.pt")
+        meta = {"modalities": list(self.modalities), "input_dims": self.input_dims, "cf_dim": self.cf_dim}
+        save_weights(self._network(), write_meta(folder, self.config, **meta))
 
     @classmethod
     def load(cls, folder: Path) -> MusicRecTokenizer:
         """Rebuild a tokenizer written by ``save``."""
-        folder = Path(folder)
-        meta = json.loads((folder / "tokenizer.json").read_text())
-        tokenizer = cls(build(MusicRecConfig, meta["config"], "tokenizer"))
-        tokenizer.modalities = tuple(meta["modalities"])
-        tokenizer.input_dims = {name: int(meta["input_dims"][name]) for name in tokenizer.modalities}
+        config, meta = read_meta(folder, MusicRecConfig)
+        tokenizer = cls(config)
+        tokenizer.modalities, tokenizer.input_dims = saved_inputs(meta)
         tokenizer.cf_dim = meta["cf_dim"]
-        dims = list(tokenizer.input_dims.values())
-        tokenizer.network = build_network(tokenizer.config, dims, tokenizer.cf_dim).to(tokenizer.device)
-        state = torch.load(folder / "model.pt", map_location=tokenizer.device, weights_only=True)
-        tokenizer.network.load_state_dict(state)
+        network = build_network(config, list(tokenizer.input_dims.values()), tokenizer.cf_dim).to(tokenizer.device)
+        tokenizer.network = load_weights(network, folder, tokenizer.device)
         return tokenizer

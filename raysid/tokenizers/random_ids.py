@@ -14,14 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from raysid.config import require
-from raysid.tokenizers.base import OnEpoch, check_fit_inputs
+from raysid.tokenizers.base import OnEpoch, check_fit_inputs, read_meta, saved_inputs, write_meta
 from raysid.tokenizers.kmeans import (
     check_codes,
     check_modality_names,
     encode_rows,
-    read_meta,
     select_modalities,
-    write_meta,
 )
 
 
@@ -100,6 +98,5 @@ class RandomTokenizer:
         """Rebuild a tokenizer written by ``save``."""
         config, meta = read_meta(folder, RandomConfig)
         tokenizer = cls(config)
-        tokenizer.modalities = tuple(meta["modalities"])
-        tokenizer.input_dims = {name: int(meta["input_dims"][name]) for name in tokenizer.modalities}
+        tokenizer.modalities, tokenizer.input_dims = saved_inputs(meta)
         return tokenizer

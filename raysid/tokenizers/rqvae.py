@@ -22,7 +22,6 @@ Where we differ from or fill in the paper:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +32,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysid.config import ConfigError, build, require, to_dict
+from raysid.config import ConfigError, require
 from raysid.devices import check_device
-from raysid.tokenizers.base import OnEpoch, check_encode_inputs, check_fit_inputs
+from raysid.tokenizers.base import (
+    OnEpoch,
+    check_encode_inputs,
+    check_fit_inputs,
+    load_weights,
+    read_meta,
+    save_weights,
+    saved_inputs,
+    write_meta,
+)
 from raysid.tokenizers.musicrec import resolve_device
 from raysid.tokenizers.quantizers import ResidualQuantizer
 
@@ -331,22 +339,16 @@ class RQVAETokenizer:
 
     def save(self, folder: Path) -> None:
         """Write ``tokenizer.json`` (config, modalities, input dims) and ``model.pt`` (state dict)."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        meta = {"config": to_dict(self.config), "modalities": list(self.modalities), "input_dims": self.input_dims}
-        (folder / "tokenizer.json").write_text(json.dumps(meta, indent=2))
-        torch.save(self._networks().state_dict(), folder / "model.pt")
+        meta = {"modalities": list(self.modalities), "input_dims": self.input_dims}
+        save_weights(self._networks(), write_meta(folder, self.config, **meta))
 
     @classmethod
     def load(cls, folder: Path) -> RQVAETokenizer:
         """Rebuild a tokenizer written by ``save``."""
-        folder = Path(folder)
-        meta = json.loads((folder / "tokenizer.json").read_text())
-        tokenizer = cls(build(cls.config_class, meta["config"], "tokenizer"))
-        tokenizer.modalities = tuple(meta["modalities"])
-        tokenizer.input_dims = {name: int(meta["input_dims"][name]) for name in tokenizer.modalities}
+        config, meta = read_meta(folder, cls.config_class)
+        tokenizer = cls(config)
+        tokenizer.modalities, tokenizer.input_dims = saved_inputs(meta)
         group_dims = [sum(tokenizer.input_dims[name] for name in group) for group in tokenizer._groups()]
-        tokenizer.networks = build_networks(tokenizer.config, group_dims).to(tokenizer.device)
-        state = torch.load(folder / "model.pt", map_location=tokenizer.device, weights_only=True)
-        tokenizer.networks.load_state_dict(state)
+        networks = build_networks(config, group_dims).to(tokenizer.device)
+        tokenizer.networks = load_weights(networks, folder, tokenizer.device)
         return tokenizer

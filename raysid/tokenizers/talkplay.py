@@ -16,17 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from raysid.config import require
-from raysid.tokenizers.base import OnEpoch, check_fit_inputs
+from raysid.tokenizers.base import OnEpoch, check_fit_inputs, read_meta, saved_inputs, write_meta
 from raysid.tokenizers.kmeans import (
     check_codes,
     check_modality_names,
     encode_rows,
     kmeans_centroids,
     nearest_centroid,
-    read_meta,
     select_modalities,
     stack_features,
-    write_meta,
 )
 
 
@@ -125,8 +123,7 @@ class TalkPlayTokenizer:
         """Rebuild a tokenizer written by ``save``."""
         config, meta = read_meta(folder, TalkPlayConfig)
         tokenizer = cls(config)
-        tokenizer.modalities = tuple(meta["modalities"])
-        tokenizer.input_dims = {name: int(meta["input_dims"][name]) for name in tokenizer.modalities}
+        tokenizer.modalities, tokenizer.input_dims = saved_inputs(meta)
         with np.load(Path(folder) / "codebooks.npz") as arrays:
             tokenizer.codebooks = {name: arrays[f"arr_{m}"] for m, name in enumerate(tokenizer.modalities)}
         return tokenizer
