@@ -152,7 +152,7 @@ def run_trial(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | Non
     torch.set_num_threads(config.threads)
     keys = StageKeys.of(config)
     start = time.perf_counter()
-    metrics = store.fetch("result", keys.result, lambda folder: _produce_result(config, keys, store, folder, on_epoch), _load_metrics)
+    metrics = store.fetch("result", keys.result, lambda folder: _produce_result(config, store, folder, on_epoch), _load_metrics)
     return {**metrics, **store.timings(), "time/trial": time.perf_counter() - start, "stage_keys/result": keys.result}
 
 
@@ -186,7 +186,7 @@ def prepare(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None 
     return Prepared(dataset, splits, artifact)
 
 
-def _produce_result(config: TrialConfig, keys: StageKeys, store: ArtifactStore, folder: Path, on_epoch: OnEpoch | None) -> None:
+def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_epoch: OnEpoch | None) -> None:
     prepared = prepare(config, store, on_epoch)
     unique = identifiers(prepared.tokenizer.sids, config.semantic_ids)
     started = time.perf_counter()
