@@ -1,0 +1,257 @@
+"""Ray Train adapter: every training loop in raysid runs through ``run_training``.
+
+A training loop is a plain function ``loop(session) -> None`` that builds its model on ``session.device``,
+restores ``session.restore()`` when it is not None, trains its share of each batch (``session.shard``),
+and calls ``session.report(epoch, metrics, state)`` after every epoch. The same loop runs
+
+- in this process, without Ray (``TrainingConfig.ray = False``, the default: tests, debugging, laptops), or
+- as a Ray Train ``TorchTrainer`` with ``num_workers`` DDP workers (gloo on CPU, NCCL on GPU): a checkpoint
+  per epoch, and after a worker failure the group restarts from the last checkpoint (``max_failures``).
+
+``run_training`` returns the state of the last epoch (as the loop passed it to ``report``), from which the
+caller rebuilds its trained model in the calling process. Per-epoch metrics reach ``on_epoch``: live without
+Ray, replayed from the run's reports when the Ray run has finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from raysid.config import require
+from raysid.devices import resolve_device
+
+OnEpoch = Callable[[int, dict[str, float]], None]
+STATE_FILE = "state.pt"
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """How a training loop runs; config section ``training`` (shared by tokenizer and recommender stages)."""
+
+    ray: bool = False  # False: in this process, no Ray; True: a Ray Train TorchTrainer
+    num_workers: int = 1  # DDP workers of the TorchTrainer
+    use_gpu: bool = False  # one GPU per worker (NCCL); False: CPU workers (gloo)
+    resources_per_worker: dict[str, float] = field(default_factory=lambda: {"CPU": 1.0})
+    precision: str = "fp32"  # "bf16": autocast to bfloat16 on CUDA (ignored on CPU)
+    max_failures: int = 0  # restarts of the worker group from the last checkpoint after a failure
+    storage_path: str = ""  # where Ray Train keeps run folders and checkpoints; "" = a temporary folder
+    device: str = "auto"  # without Ray: "auto" (cuda if available), "cpu", "cuda", "cuda:N"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resources_per_worker", dict(self.resources_per_worker))
+        require(self.num_workers >= 1, "training.num_workers", f"must be >= 1, got {self.num_workers}")
+        require(self.max_failures >= 0, "training.max_failures", f"must be >= 0, got {self.max_failures}")
+        require(
+            self.precision in ("fp32", "bf16"), "training.precision",
+            f"got {self.precision!r}; valid choices are: 'fp32', 'bf16'",
+        )
+        bad = {k: v for k, v in self.resources_per_worker.items() if not isinstance(v, (int, float)) or v < 0}
+        require(not bad, "training.resources_per_worker", f"amounts must be numbers >= 0, got {bad}")
+        require(
+            self.ray or self.num_workers == 1, "training.num_workers",
+            f"{self.num_workers} workers need training.ray: true (without Ray a loop runs in one process)",
+        )
+
+    @property
+    def distributed_backend(self) -> str:
+        return "nccl" if self.use_gpu else "gloo"
+
+    @property
+    def cpus(self) -> float:
+        """CPUs the whole worker group asks for (what a Tune trial must leave free for it)."""
+        return self.num_workers * float(self.resources_per_worker.get("CPU", 1.0))
+
+
+class Session:
+    """What a training loop sees of its worker: rank, device, sharding, collectives, reporting."""
+
+    def __init__(self, rank: int, world_size: int, device: torch.device, precision: str, restored: dict | None):
+        self.rank, self.world_size, self.device = rank, world_size, device
+        self.precision = precision
+        self._restored = restored
+        self.reports: list[tuple[int, dict[str, float]]] = []
+        self.state: dict | None = None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def restore(self) -> dict | None:
+        """The state of the last checkpoint when this run resumes after a failure, else None."""
+        return self._restored
+
+    def wrap(self, module: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
+        """``module`` on this device, wrapped in DDP when there is more than one worker."""
+        module = module.to(self.device)
+        if self.world_size == 1:
+            return module
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters)
+
+    def shard(self, index: torch.Tensor) -> torch.Tensor:
+        """This worker's rows of a global batch ``index`` (every world_size-th row from its rank)."""
+        return index[self.rank :: self.world_size]
+
+    def all_reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the workers, in place; returns it."""
+        if self.world_size > 1:
+            moved = tensor.to(self.device)
+            dist.all_reduce(moved)
+            tensor.copy_(moved.to(tensor.device))
+        return tensor
+
+    def broadcast(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Replace ``tensor`` on every worker by rank 0's value, in place; returns it."""
+        if self.world_size > 1:
+            moved = tensor.to(self.device)
+            dist.broadcast(moved, src=0)
+            tensor.copy_(moved.to(tensor.device))
+        return tensor
+
+    def sums(self, totals: dict[str, float]) -> dict[str, float]:
+        """Per-key sums of ``totals`` over the workers (for example loss × rows and rows)."""
+        if self.world_size == 1 or not totals:
+            return dict(totals)
+        values = torch.tensor(list(totals.values()), dtype=torch.float64)
+        return dict(zip(totals, self.all_reduce(values).tolist()))
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when precision is "bf16"; a no-op otherwise."""
+        enabled = self.precision == "bf16" and self.device.type == "cuda"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def report(self, epoch: int, metrics: dict[str, float], state: dict) -> None:
+        """End of an epoch: record its metrics and the state to resume from (a checkpoint under Ray)."""
+        self.reports.append((epoch, dict(metrics)))
+        self.state = state
+
+
+Loop = Callable[[Session], None]
+
+
+def run_training(loop: Loop, config: TrainingConfig, on_epoch: OnEpoch | None = None, name: str = "train") -> dict:
+    """Run ``loop`` as ``config`` says and return the state it reported last (see the module docstring)."""
+    if config.ray:
+        state, reports = _run_on_ray(loop, config, name)
+    else:
+        session = Session(0, 1, resolve_device(config.device), config.precision, None)
+        if on_epoch is not None:
+            session.report = _forwarding(session.report, on_epoch)  # live epochs without Ray
+        loop(session)
+        state, reports = session.state, []
+    if state is None:
+        raise RuntimeError(f"{name}: the training loop never called session.report")
+    for epoch, metrics in reports:
+        if on_epoch is not None:
+            on_epoch(epoch, metrics)
+    return state
+
+
+def _forwarding(report: Callable, on_epoch: OnEpoch) -> Callable:
+    def forward(epoch: int, metrics: dict[str, float], state: dict) -> None:
+        report(epoch, metrics, state)
+        on_epoch(epoch, dict(metrics))
+
+    return forward
+
+
+class RaySession(Session):
+    """A Session inside a Ray Train worker: DDP through torch.distributed, checkpoints through ray.train."""
+
+    def report(self, epoch: int, metrics: dict[str, float], state: dict) -> None:
+        import ray.train
+
+        super().report(epoch, metrics, state)
+        payload = {**metrics, "epoch": epoch}
+        if not self.is_main:
+            ray.train.report(payload)  # every worker reports; only rank 0 writes the checkpoint
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save({"state": _to_cpu(state), "reports": self.reports}, Path(folder) / STATE_FILE)
+            ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(folder))
+
+
+def _worker(train_config: dict) -> None:
+    """``train_loop_per_worker`` of the TorchTrainer: rebuild the session, resume, run the loop."""
+    import ray.train
+    import ray.train.torch
+
+    context = ray.train.get_context()
+    checkpoint = ray.train.get_checkpoint()
+    saved = _read_checkpoint(checkpoint) if checkpoint else None
+    device = ray.train.torch.get_device()
+    torch.set_num_threads(max(1, int(train_config["threads"])))
+    session = RaySession(context.get_world_rank(), context.get_world_size(), device, train_config["precision"], None)
+    if saved is not None:
+        session._restored = saved["state"]
+        session.reports = list(saved["reports"])
+    train_config["loop"](session)
+
+
+def _read_checkpoint(checkpoint: Any) -> dict:
+    with checkpoint.as_directory() as folder:
+        return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def _run_on_ray(loop: Loop, config: TrainingConfig, name: str) -> tuple[dict, list[tuple[int, dict]]]:
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+
+    storage = config.storage_path or os.path.join(tempfile.gettempdir(), "raysid-train")
+    threads = config.resources_per_worker.get("CPU", 1.0)
+    trainer = TorchTrainer(
+        _worker,
+        train_loop_config={"loop": loop, "precision": config.precision, "threads": threads},
+        torch_config=TorchConfig(backend=config.distributed_backend),
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=config.num_workers, use_gpu=config.use_gpu, resources_per_worker=config.resources_per_worker
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"{name}-{uuid.uuid4().hex[:8]}",
+            storage_path=str(Path(storage).resolve()),
+            failure_config=ray.train.FailureConfig(max_failures=config.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+        ),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"{name}: the Ray Train run finished without a checkpoint")
+    saved = _read_checkpoint(result.checkpoint)
+    return saved["state"], saved["reports"]
+
+
+def _to_cpu(value: Any) -> Any:
+    """A copy of ``value`` with every tensor moved to the CPU (checkpoints load anywhere)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (or the module itself)."""
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+@contextlib.contextmanager
+def no_sync(module: nn.Module) -> Iterator[None]:
+    """DDP's no_sync for forward passes that are not followed by a backward (a no-op otherwise)."""
+    if isinstance(module, nn.parallel.DistributedDataParallel):
+        with module.no_sync():
+            yield
+    else:
+        yield
