@@ -24,6 +24,7 @@ from raysid.config import ConfigError, build, require, stable_hash, to_dict
 from raysid.data.catalog import CatalogConfig, generate_catalog
 from raysid.data.dataset import Dataset, EvalSet, Splits
 from raysid.data.splits import SplitConfig, make_splits
+from raysid.distributed import TrainingConfig
 from raysid.features.collaborative import collaborative_embeddings
 from raysid.features.modalities import FeatureConfig, build_features
 from raysid.metrics.ranking import ranking_metrics
@@ -71,6 +72,7 @@ class TrialConfig:
     recommender: T5RecommenderConfig = field(default_factory=T5RecommenderConfig)
     recommender_kind: str = "t5"  # "none": a tokenizer-only study (quality report, no ranking)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)  # how neural stages train (Ray Train or not)
 
 
 def parse_trial_config(data: Mapping[str, Any] | None, where: str = "config") -> TrialConfig:
@@ -126,13 +128,22 @@ class StageKeys:
         dataset = stable_hash("dataset", config.dataset)
         split = stable_hash(dataset, config.split)
         collaborative = stable_hash("collaborative", split, config.collaborative)
+        numerics = _training_numerics(config.training)
         tokenizer = stable_hash(
             "tokenizer-v3", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
             collaborative if _uses_collaborative(config) else None, _file_digest(getattr(config.tokenizer, "path", "")),
+            *numerics,
         )
         result = stable_hash("result", tokenizer, config.semantic_ids, config.recommender_kind, config.recommender,
-                             config.evaluation, config.seed)
+                             config.evaluation, config.seed, *numerics)
         return cls(dataset, collaborative, tokenizer, result)
+
+
+def _training_numerics(training: TrainingConfig) -> tuple:
+    """What of the training section changes results: DDP world size and precision (not where it runs)."""
+    if training.num_workers == 1 and training.precision == "fp32":
+        return ()  # the in-process default: keys stay as they were before the section existed
+    return ("training", training.num_workers, training.precision)
 
 
 def _uses_collaborative(config: TrialConfig) -> bool:

@@ -19,6 +19,8 @@ class Dataset:
                 ``release_day``, ``tempo`` (bpm), ``key`` (0..23, -1 unknown), ``popularity``.
     modalities: modality name -> float32 matrix (num_items, dim).
     sequences:  one int64 array of item ids per playlist/session, in order.
+    feedback:   optional, one int8 array per sequence aligned with it: 1 = played, 0 = skipped
+                (Spotify skip data, the catalog's simulated skips); None when the source has none.
     """
 
     name: str
@@ -26,6 +28,7 @@ class Dataset:
     modalities: dict[str, np.ndarray]
     sequences: list[np.ndarray]
     meta: dict = field(default_factory=dict)
+    feedback: list[np.ndarray] | None = None
 
     @property
     def num_items(self) -> int:
@@ -37,6 +40,8 @@ class Dataset:
         self.items.write_parquet(folder / "items.parquet")
         np.savez(folder / "modalities.npz", **self.modalities)
         save_sequences(folder / "sequences.npz", self.sequences)
+        if self.feedback is not None:
+            save_sequences(folder / "feedback.npz", self.feedback)
         (folder / "dataset.json").write_text(json.dumps({"name": self.name, "meta": self.meta}, indent=2))
 
     @classmethod
@@ -51,6 +56,7 @@ class Dataset:
             modalities=modalities,
             sequences=load_sequences(folder / "sequences.npz"),
             meta=info.get("meta", {}),
+            feedback=_load_feedback(folder / "feedback.npz"),
         )
 
 
@@ -81,6 +87,10 @@ class Splits:
     def test_items(self) -> np.ndarray:
         """Sorted ids of the items that are test targets."""
         return np.unique(self.test.targets)
+
+
+def _load_feedback(path: Path) -> list[np.ndarray] | None:
+    return [f.astype(np.int8) for f in load_sequences(path)] if path.exists() else None
 
 
 def save_sequences(path: Path, sequences: list[np.ndarray]) -> None:

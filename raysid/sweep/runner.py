@@ -18,11 +18,14 @@ from ray.tune.search.optuna import OptunaSearch
 
 from raysid.cache import ArtifactStore
 from raysid.config import flatten
-from raysid.pipeline import run_trial, trial_config_dict
+from raysid.pipeline import TrialConfig, run_trial, trial_config_dict
 from raysid.results import write_report
 from raysid.sweep.progress import SweepProgress
 from raysid.sweep.space import Axis, Study
 from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, point_of
+
+
+TRAIN_DRIVER_CPUS = 0.5  # a trial that drives a TorchTrainer (Ray rejects 0)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,18 @@ def ensure_ray(address: str | None) -> None:
         ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
 
 
+def trial_resources(config: TrialConfig) -> dict[str, float]:
+    """A trial's own CPUs: its torch threads, or 0.5 when Ray Train workers (own resources) do the training."""
+    return {"cpu": TRAIN_DRIVER_CPUS if config.training.ray else config.threads}
+
+
+def _fitting_trials(config: TrialConfig) -> int:
+    """Concurrent trials that fit the cluster's CPUs, counting each trial's Ray Train worker group."""
+    cpus = ray.cluster_resources().get("CPU", 1)
+    per_trial = trial_resources(config)["cpu"] + (config.training.cpus if config.training.ray else 0.0)
+    return max(1, int(cpus // per_trial))
+
+
 def count_trials(study: Study, smoke: bool = False) -> int:
     if study.search.algorithm == "grid":
         return len(study.grid_points(smoke)) * study.search.num_samples
@@ -127,8 +142,9 @@ def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepO
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress bar replaces Tune's console tables
     ensure_ray(settings.address)
     results_dir = Path(settings.results_dir).resolve()
-    concurrency = settings.max_concurrent or study.search.max_concurrent or max(1, int(ray.cluster_resources().get("CPU", 1)))
-    threads = study.resolve(study.first_point(), settings.smoke).threads
+    first = study.resolve(study.first_point(), settings.smoke)
+    resources = trial_resources(first)
+    concurrency = settings.max_concurrent or study.search.max_concurrent or _fitting_trials(first)
     tracking = MLflowTracking(settings.tracking, study, settings.smoke, results_dir / "mlartifacts")
     progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress)
     fn = tune.with_parameters(
@@ -136,7 +152,7 @@ def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepO
         report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none",
     )
     tuner = tune.Tuner(
-        tune.with_resources(fn, {"cpu": threads}),
+        tune.with_resources(fn, resources),
         param_space=param_space(study, settings.smoke),
         tune_config=tune_config(study, concurrency),
         run_config=tune.RunConfig(
