@@ -20,7 +20,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,13 @@ class Session:
             tensor.copy_(moved.to(tensor.device))
         return tensor
 
+    @torch.no_grad()
+    def sync(self, module: nn.Module) -> None:
+        """Copy rank 0's parameters and buffers to every worker (after non-gradient updates such as k-means)."""
+        if self.world_size > 1:
+            for tensor in unwrap(module).state_dict().values():
+                self.broadcast(tensor)
+
     def sums(self, totals: dict[str, float]) -> dict[str, float]:
         """Per-key sums of ``totals`` over the workers (for example loss × rows and rows)."""
         if self.world_size == 1 or not totals:
@@ -138,6 +145,35 @@ class Session:
 
 
 Loop = Callable[[Session], None]
+
+
+def resolve_training(training: TrainingConfig | None, device: str) -> TrainingConfig:
+    """``training`` (default: in-process) with the stage's own ``device`` used when it runs without Ray."""
+    training = training or TrainingConfig()
+    return training if training.ray else replace(training, device=device)
+
+
+def epoch_state(model: nn.Module, optimizers: list, generator: torch.Generator, epoch: int, **extra: Any) -> dict:
+    """What a loop reports at the end of an epoch to resume from it and to rebuild the model."""
+    return {
+        "model": unwrap(model).state_dict(),
+        "optimizers": [optimizer.state_dict() for optimizer in optimizers],
+        "generator": generator.get_state(),
+        "epoch": epoch,
+        **extra,
+    }
+
+
+def resume(session: Session, model: nn.Module, optimizers: list, generator: torch.Generator) -> int | None:
+    """Load the restored state (if this run resumes) into model, optimizers and generator; its epoch or None."""
+    restored = session.restore()
+    if restored is None:
+        return None
+    unwrap(model).load_state_dict(restored["model"])
+    for optimizer, saved in zip(optimizers, restored["optimizers"]):
+        optimizer.load_state_dict(saved)
+    generator.set_state(restored["generator"])
+    return int(restored["epoch"])
 
 
 def run_training(loop: Loop, config: TrainingConfig, on_epoch: OnEpoch | None = None, name: str = "train") -> dict:

@@ -8,6 +8,7 @@ dataset -> splits -> features -> collaborative embeddings -> tokenizer -> semant
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import shutil
 import time
@@ -224,6 +225,8 @@ def _produce_semantic_ids(config, features, dataset: Dataset, splits: Splits, co
     tokenizer = tokenizer_class(tokenizer_config)
     report = (lambda epoch, values: on_epoch("tokenizer", epoch, values)) if on_epoch else None
     extra = {"sequences": splits.train} if getattr(tokenizer, "needs_sequences", False) else {}
+    if "training" in inspect.signature(tokenizer.fit).parameters:  # the neural tokenizers train on Ray Train
+        extra["training"] = config.training
     tokenizer.fit(features, splits.train_items(), collaborative=collaborative, on_epoch=report, **extra)
     tokenizer.save(folder / "tokenizer")
     codes = tokenizer.encode(features)
@@ -249,7 +252,11 @@ def evaluate(config: TrialConfig, unique: SemanticIds, splits: Splits, on_epoch:
     """Train the recommender on the unique identifiers; rank with it and with the popularity floor."""
     metrics: dict[str, float] = {}
     model = T5Recommender(replace(config.recommender, seed=config.seed), unique)
-    model.fit(splits.train, valid=_subsample(splits.valid, config), on_epoch=_epoch_reporter(model, config, splits, on_epoch))
+    model.fit(
+        splits.train, valid=_subsample(splits.valid, config), training=config.training,
+        on_epoch=(lambda epoch, values: on_epoch("recommender", epoch, values)) if on_epoch else None,
+        epoch_eval=_epoch_ranking(config, splits),
+    )
     popularity = PopularityRecommender(num_items=unique.num_items).fit(splits.train)
     for name, evalset in (("valid", splits.valid), ("test", splits.test)):
         evalset = _subsample(evalset, config)
@@ -260,20 +267,17 @@ def evaluate(config: TrialConfig, unique: SemanticIds, splits: Splits, on_epoch:
     return metrics
 
 
-def _epoch_reporter(model: T5Recommender, config: TrialConfig, splits: Splits, on_epoch: OnEpoch | None):
-    """Forward recommender epochs, with validation ranking metrics when ``evaluation.epoch_users`` > 0."""
-    if on_epoch is None:
-        return None
+def _epoch_ranking(config: TrialConfig, splits: Splits):
+    """Validation ranking after every recommender epoch when ``evaluation.epoch_users`` > 0 (what ASHA reads)."""
     users = config.evaluation.epoch_users
-    sample = _subsample(splits.valid, config, users) if users else None
+    if not users:
+        return None
+    sample, ks = _subsample(splits.valid, config, users), config.evaluation.ks
 
-    def report(epoch: int, values: dict[str, float]) -> None:
-        if sample is not None:
-            ranked = model.recommend(sample.histories, max(config.evaluation.ks))
-            values = {**values, **_prefixed("valid/", ranking_metrics(ranked, sample.targets, config.evaluation.ks))}
-        on_epoch("recommender", epoch, values)
+    def rank(model) -> dict[str, float]:
+        return _prefixed("valid/", ranking_metrics(model.recommend(sample.histories, max(ks)), sample.targets, ks))
 
-    return report
+    return rank
 
 
 def _subsample(evalset: EvalSet, config: TrialConfig, limit: int | None = None) -> EvalSet:

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,9 +24,11 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from raysid.config import require
+from raysid.distributed import Session, TrainingConfig, epoch_state, resolve_training, resume, run_training
 from raysid.data.dataset import EvalSet
 from raysid.recommenders.base import OnEpoch, resolve_device, seed_everything, validate_histories
 from raysid.semantic_ids.table import SemanticIds
@@ -185,14 +188,16 @@ class T5Recommender:
         enabled = self.config.precision == "bf16" and self.device.type == "cuda"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
-    def batch_loss(self, samples: Samples, index: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced mean cross-entropy per label token (identifier tokens and eos) of samples ``index``."""
+    def batch_loss(self, samples: Samples, index: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
+        """Teacher-forced mean cross-entropy per label token (identifier tokens and eos) of samples ``index``;
+        ``model`` is the T5 to run (default: ``self.model``; a DDP wrapper of it while training)."""
+        model = self.model if model is None else model
         input_ids, mask = self.encoder_inputs(samples.history_items(index, self.config.max_history))
         labels = self.decoder_labels(samples.targets[index])  # (batch, positions + 1)
         start = torch.full((len(labels), 1), PAD, dtype=torch.int64, device=labels.device)
         decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)  # shifted right
         with self._autocast():
-            logits = self.model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
+            logits = model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits
         return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())  # logits: (batch, positions+1, vocab)
 
     # ---------------------------------------------------------------------------------------- training
@@ -201,58 +206,65 @@ class T5Recommender:
         train_sequences: list[np.ndarray],
         valid: EvalSet | None = None,
         on_epoch: OnEpoch | None = None,
+        training: TrainingConfig | None = None,
+        epoch_eval: EpochEval | None = None,
     ) -> T5Recommender:
-        """Train from the current weights; sequences shorter than two items carry no sample and are skipped."""
+        """Train from the current weights, in this process or on Ray Train workers as ``training`` says.
+
+        Sequences shorter than two items carry no sample and are skipped. ``epoch_eval(recommender)`` runs on
+        rank 0 after every epoch (for example validation ranking) and its metrics join the epoch's report.
+        """
         sequences = [np.asarray(s, dtype=np.int64) for s in train_sequences if len(s) >= 2]
         if not sequences:
             raise ValueError("T5Recommender needs at least one training sequence of two or more items")
         validate_histories(sequences, self.num_items)
-        valid_samples = self._valid_samples(valid) if valid is not None else None
-        seed_everything(self.config.seed)
-        samples = Samples.from_sequences(sequences, self.device)
-        steps = self.config.epochs * math.ceil(len(samples) / self.config.batch_size)
-        optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
-        )
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(steps, self.config.warmup_ratio))
-        generator = torch.Generator().manual_seed(self.config.seed)
-        for epoch in range(1, self.config.epochs + 1):
-            metrics = {"train/loss": self._train_epoch(samples, optimizer, scheduler, generator)}
-            if valid_samples is not None:
-                metrics["valid/loss"] = self._mean_loss(valid_samples)
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
+        if valid is not None:
+            self._valid_samples(valid)  # fail here, not on a worker
+        loop = T5Training(self, sequences, valid, epoch_eval)
+        state = run_training(loop, resolve_training(training, self.config.device), on_epoch, name="t5")
+        self.model.load_state_dict(state["model"])
         self.model.eval()
         return self
 
-    def _train_epoch(self, samples: Samples, optimizer, scheduler, generator: torch.Generator) -> float:
-        """One shuffled pass; returns the mean training loss per sample."""
-        self.model.train()
+    def to(self, device: torch.device) -> T5Recommender:
+        """Move the model, the identifier table and the trie to ``device``."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.item_tokens = self.item_tokens.to(self.device)
+        self.trie = self.trie.to(self.device)
+        return self
+
+    def train_epoch(self, session: Session, model: nn.Module, samples: Samples, optimizer, scheduler,
+                    generator: torch.Generator) -> float:
+        """One shuffled pass over this worker's shard of every batch; the mean training loss per sample."""
+        model.train()
         order = torch.randperm(len(samples), generator=generator).to(self.device)
         total = 0.0
         for start in range(0, len(order), self.config.batch_size):
-            index = order[start : start + self.config.batch_size]
-            loss = self.batch_loss(samples, index)
+            index = session.shard(order[start : start + self.config.batch_size])
+            loss = self.batch_loss(samples, index, model)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             total += loss.item() * len(index)
-        return total / len(samples)
+        return session.sums({"loss": total})["loss"] / len(samples)
 
     @torch.no_grad()
-    def _mean_loss(self, samples: Samples) -> float:
-        """Teacher-forced mean loss per sample, in eval mode."""
+    def mean_loss(self, samples: Samples, session: Session | None = None) -> float:
+        """Teacher-forced mean loss per sample, in eval mode (each worker scores its shard, then they sum)."""
         self.model.eval()
+        rows = torch.arange(len(samples), device=self.device)
+        rows = rows if session is None else session.shard(rows)
         total = 0.0
-        for start in range(0, len(samples), self.config.eval_batch_size):
-            index = torch.arange(start, min(start + self.config.eval_batch_size, len(samples)), device=self.device)
+        for start in range(0, len(rows), self.config.eval_batch_size):
+            index = rows[start : start + self.config.eval_batch_size]
             total += self.batch_loss(samples, index).item() * len(index)
-        return total / len(samples)
+        return (total if session is None else session.sums({"loss": total})["loss"]) / len(samples)
 
     def valid_loss(self, valid: EvalSet) -> float:
         """Teacher-forced cross-entropy per identifier token of each held-out target given its history."""
-        return self._mean_loss(self._valid_samples(valid))
+        return self.mean_loss(self._valid_samples(valid))
 
     def _valid_samples(self, valid: EvalSet) -> Samples:
         validate_histories(valid.histories, self.num_items)
@@ -367,6 +379,40 @@ class T5Recommender:
         recommender.model.load_state_dict(state)
         recommender.model.eval()
         return recommender
+
+
+EpochEval = Callable[["T5Recommender"], dict[str, float]]
+
+
+@dataclass
+class T5Training:
+    """The T5 training loop for ``raysid.distributed.run_training``: AdamW, linear warmup/decay, DDP shards."""
+
+    recommender: T5Recommender  # sent to the workers; each moves it to its device
+    sequences: list[np.ndarray]
+    valid: EvalSet | None
+    epoch_eval: EpochEval | None
+
+    def __call__(self, session: Session) -> None:
+        recommender, config = self.recommender.to(session.device), self.recommender.config
+        seed_everything(config.seed)
+        samples = Samples.from_sequences(self.sequences, session.device)
+        valid = recommender._valid_samples(self.valid) if self.valid is not None else None
+        model = session.wrap(recommender.model)
+        steps = config.epochs * math.ceil(len(samples) / config.batch_size)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(steps, config.warmup_ratio))
+        generator = torch.Generator().manual_seed(config.seed)
+        last = resume(session, recommender.model, [optimizer, scheduler], generator)
+        for epoch in range(1 if last is None else last + 1, config.epochs + 1):
+            metrics = {"train/loss": recommender.train_epoch(session, model, samples, optimizer, scheduler, generator)}
+            if valid is not None:
+                metrics["valid/loss"] = recommender.mean_loss(valid, session)
+            if self.epoch_eval is not None and session.is_main:
+                metrics.update(self.epoch_eval(recommender))
+            session.report(epoch, metrics, epoch_state(recommender.model, [optimizer, scheduler], generator, epoch))
+        if config.epochs == 0:
+            session.report(0, {}, epoch_state(recommender.model, [optimizer, scheduler], generator, 0))
 
 
 def linear_schedule(total_steps: int, warmup_ratio: float):

@@ -53,6 +53,7 @@ from torch import nn
 
 from raysid.config import require
 from raysid.devices import check_device, resolve_device
+from raysid.distributed import Session, TrainingConfig, resolve_training, run_training
 from raysid.tokenizers.base import (
     OnEpoch,
     check_encode_inputs,
@@ -306,6 +307,85 @@ def variance_loss(fused: torch.Tensor, gamma: float) -> torch.Tensor:
     return (gamma - (fused.var(dim=0) + _EPSILON).sqrt()).clamp_min(0).mean()
 
 
+@dataclass
+class FusIDTraining:
+    """The training loop of f_θ for ``raysid.distributed.run_training`` (one process or DDP workers).
+
+    Every worker draws the same pairs from the seeded generator and trains its shard of each batch of pairs;
+    L_cov and L_var are computed over each worker's shard.
+    """
+
+    config: FusIDConfig
+    features: np.ndarray  # (train items, Σ dim_m) float32
+    sampler: PairSampler | None  # None: regulariser only, any pairs of train rows
+    position: np.ndarray  # item id -> row of ``features`` (-1 for items outside training)
+
+    def __call__(self, session: Session) -> None:
+        config = self.config
+        x = torch.as_tensor(self.features, device=session.device)
+        network = build_network(config, x.shape[1]).to(session.device)
+        model = session.wrap(network)
+        optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+        rng = np.random.default_rng(config.seed)
+        start = 0
+        restored = session.restore()
+        if restored is not None:
+            network.load_state_dict(restored["model"])
+            optimizer.load_state_dict(restored["optimizers"][0])
+            rng.bit_generator.state = restored["rng"]
+            start = restored["epoch"] + 1
+        for epoch in range(start, config.epochs):
+            pairs, labels = self._pairs(rng)
+            metrics = self._train_epoch(session, model, x, pairs, labels, optimizer)
+            state = {"model": network.state_dict(), "optimizers": [optimizer.state_dict()],
+                     "rng": rng.bit_generator.state, "epoch": epoch}
+            session.report(epoch, metrics, state)
+
+    def _pairs(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """This epoch's (pairs_per_epoch, 2) rows of ``features`` and their labels (None without the loss)."""
+        if self.sampler is None:
+            return rng.integers(len(self.features), size=(self.config.pairs_per_epoch, 2)), None
+        item_pairs, labels = self.sampler.sample(rng, self.config.pairs_per_epoch)
+        return self.position[item_pairs], labels
+
+    def _train_epoch(self, session: Session, model: nn.Module, x: torch.Tensor, pairs: np.ndarray,
+                     labels: np.ndarray | None, optimizer: torch.optim.Optimizer) -> dict[str, float]:
+        """One pass over ``pairs`` (count, 2) in batches; returns the epoch's mean loss terms over all workers."""
+        model.train()
+        pairs_t = torch.as_tensor(pairs, dtype=torch.long, device=session.device)
+        labels_t = None if labels is None else torch.as_tensor(labels, device=session.device)
+        totals: dict[str, float] = {}
+        for start in range(0, len(pairs_t), self.config.batch_size):
+            batch = session.shard(torch.arange(start, min(start + self.config.batch_size, len(pairs_t))))
+            with session.autocast():
+                terms = fusid_losses(model, self.config, x, pairs_t[batch], None if labels_t is None else labels_t[batch])
+            optimizer.zero_grad()
+            terms["loss"].backward()
+            optimizer.step()
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + float(value.detach()) * len(batch)
+        return {f"tokenizer/{name}": total / len(pairs_t) for name, total in session.sums(totals).items()}
+
+
+def fusid_losses(model: nn.Module, config: FusIDConfig, x: torch.Tensor, pairs: torch.Tensor,
+                 labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Loss terms of one batch: pairs (batch, 2) rows of x (train, Σ dim_m), labels (batch,) or None."""
+    fused = model(x[torch.cat([pairs[:, 0], pairs[:, 1]])]).float()  # (2*batch, n*d)
+    first, second = fused.split(len(pairs))
+    terms = {
+        "contrastive": fused.new_zeros(()),
+        "covariance": covariance_loss(fused, config.num_subembeddings),
+        "variance": variance_loss(fused, config.gamma),
+    }
+    if labels is not None:
+        form, distance = config.contrastive_form, config.distance
+        terms["contrastive"] = contrastive_loss(first, second, labels, config.margin, form, distance)
+    loss = terms["contrastive"] if config.contrastive_loss else fused.new_zeros(())
+    if config.regularizer:
+        loss = loss + config.alpha * (terms["covariance"] + terms["variance"])
+    return {"loss": loss, **terms}
+
+
 class FusIDTokenizer:
     """FusID behind the ``Tokenizer`` contract (see ``raysid.tokenizers.base``); ``fit`` also needs sequences."""
 
@@ -335,10 +415,12 @@ class FusIDTokenizer:
         collaborative: np.ndarray | None = None,
         on_epoch: OnEpoch | None = None,
         sequences: list[np.ndarray] | None = None,
+        training: TrainingConfig | None = None,
     ) -> FusIDTokenizer:
         """Train f_θ on pairs of ``train_items`` mined from ``sequences`` (training playlists of item ids),
         then fit the PQ codebooks on the train items. ``collaborative`` is not used (FusID's playlist
         modality, if any, is one of ``features``). ``sequences`` may be None only without the contrastive loss.
+        f_θ trains in this process or on Ray Train workers as ``training`` says; the PQ k-means runs here.
         """
         num_items = check_fit_inputs(features, train_items, collaborative)
         config = self.config
@@ -347,26 +429,19 @@ class FusIDTokenizer:
         selected = self._select(features)
         self.input_dims = {name: int(matrix.shape[1]) for name, matrix in selected.items()}
         rows = np.unique(np.asarray(train_items, dtype=np.int64))  # (train,)
-        x = self._tensor(np.concatenate([selected[name][rows] for name in self.modalities], axis=1))
+        x = np.concatenate([selected[name][rows] for name in self.modalities], axis=1).astype(np.float32)
         sampler = None
         if config.contrastive_loss:
             cooc = cooccurrence(sequences, rows, num_items, config.window)
             sampler = PairSampler(cooc, rows, config.positive_quantile, config.negative_quantile)
         position = np.full(num_items, -1, dtype=np.int64)
         position[rows] = np.arange(len(rows))  # item id -> row of x
-        self.network = build_network(config, x.shape[1]).to(self.device)
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
-        rng = np.random.default_rng(config.seed)
-        for epoch in range(config.epochs):
-            if sampler is None:  # regulariser only: any pairs of train rows
-                pairs, labels = rng.integers(len(rows), size=(config.pairs_per_epoch, 2)), None
-            else:
-                item_pairs, labels = sampler.sample(rng, config.pairs_per_epoch)
-                pairs = position[item_pairs]
-            metrics = self._train_epoch(x, pairs, labels, optimizer)
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
-        self._fit_codebooks(x)
+        loop = FusIDTraining(config, x, sampler, position)
+        state = run_training(loop, resolve_training(training, config.device), on_epoch, name="fusid")
+        network = build_network(config, x.shape[1])
+        network.load_state_dict(state["model"])
+        self.network = network.to(self.device)
+        self._fit_codebooks(self._tensor(x))
         return self
 
     def _select(self, features: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -379,42 +454,6 @@ class FusIDTokenizer:
 
     def _tensor(self, array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
-
-    def _losses(self, x: torch.Tensor, pairs: torch.Tensor, labels: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """Loss terms of one batch: pairs (batch, 2) rows of x (train, Σ dim_m), labels (batch,) or None."""
-        network, config = self._network(), self.config
-        fused = network(x[torch.cat([pairs[:, 0], pairs[:, 1]])])  # (2*batch, n*d)
-        first, second = fused.split(len(pairs))
-        terms = {
-            "contrastive": fused.new_zeros(()),
-            "covariance": covariance_loss(fused, config.num_subembeddings),
-            "variance": variance_loss(fused, config.gamma),
-        }
-        if labels is not None:
-            form, distance = config.contrastive_form, config.distance
-            terms["contrastive"] = contrastive_loss(first, second, labels, config.margin, form, distance)
-        loss = terms["contrastive"] if config.contrastive_loss else fused.new_zeros(())
-        if config.regularizer:
-            loss = loss + config.alpha * (terms["covariance"] + terms["variance"])
-        return {"loss": loss, **terms}
-
-    def _train_epoch(
-        self, x: torch.Tensor, pairs: np.ndarray, labels: np.ndarray | None, optimizer: torch.optim.Optimizer
-    ) -> dict[str, float]:
-        """One pass over ``pairs`` (count, 2) in batches; returns the epoch's mean loss terms."""
-        self._network().train()
-        pairs_t = torch.as_tensor(pairs, dtype=torch.long, device=self.device)
-        labels_t = None if labels is None else torch.as_tensor(labels, device=self.device)
-        totals: dict[str, float] = {}
-        for start in range(0, len(pairs_t), self.config.batch_size):
-            stop = start + self.config.batch_size
-            terms = self._losses(x, pairs_t[start:stop], None if labels_t is None else labels_t[start:stop])
-            optimizer.zero_grad()
-            terms["loss"].backward()
-            optimizer.step()
-            for name, value in terms.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach()) * len(pairs_t[start:stop])
-        return {f"tokenizer/{name}": total / len(pairs_t) for name, total in totals.items()}
 
     @torch.no_grad()
     def _fit_codebooks(self, x: torch.Tensor) -> None:

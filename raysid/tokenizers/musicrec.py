@@ -28,6 +28,7 @@ from torch import nn
 
 from raysid.config import require
 from raysid.devices import check_device, resolve_device
+from raysid.distributed import Session, TrainingConfig, epoch_state, resolve_training, resume, run_training, unwrap
 from raysid.tokenizers.base import (
     OnEpoch,
     check_encode_inputs,
@@ -201,6 +202,115 @@ def _position_usage(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
     return counts.view(codes.shape[1], codebook_size)
 
 
+class MusicRecObjective(nn.Module):
+    """The loss of eq. 12 as a module, so DDP sees one forward per step: (xs, cf) -> (terms, codes)."""
+
+    def __init__(self, network: MusicRecNetwork, config: MusicRecConfig):
+        super().__init__()
+        self.network, self.config = network, config
+
+    def forward(self, xs: list[torch.Tensor], cf: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        network, config = self.network, self.config
+        quantized = network.quantize(network.latent(xs))
+        reconstructions = network.reconstruct(quantized.zhat)
+        terms = {
+            "recon": sum((F.mse_loss(r, x) for r, x in zip(reconstructions, xs)), xs[0].new_zeros(())),
+            "rq": quantized.loss,
+            "align": xs[0].new_zeros(()),
+            "relation": xs[0].new_zeros(()),
+        }
+        if cf is not None and config.alpha > 0:
+            terms["align"] = alignment_loss(quantized.zhat, cf, network.cf_head, config.temperature)
+        if cf is not None and config.beta > 0:
+            terms["relation"] = relation_loss(quantized.zhat, cf)
+        terms["loss"] = terms["recon"] + terms["rq"] + config.alpha * terms["align"] + config.beta * terms["relation"]
+        return terms, quantized.codes
+
+
+@dataclass
+class MusicRecTraining:
+    """The MusicRec training loop for ``raysid.distributed.run_training`` (one process or DDP workers).
+
+    Every worker draws the same global order from the seeded generator and trains its shard of each batch;
+    the k-means initialisation uses the whole first batch on every worker, dead-code resets use usage summed
+    over the workers, and rank 0's codebooks are then copied to all.
+    """
+
+    config: MusicRecConfig
+    features: list[np.ndarray]  # M × (train items, dim_m) float32
+    collaborative: np.ndarray | None  # (train items, d_cf) or None
+
+    def __call__(self, session: Session) -> None:
+        config = self.config
+        xs = [torch.as_tensor(x, device=session.device) for x in self.features]
+        cf = None if self.collaborative is None else torch.as_tensor(self.collaborative, device=session.device)
+        cf_dim = None if cf is None else cf.shape[1]
+        network = build_network(config, [x.shape[1] for x in xs], cf_dim).to(session.device)
+        objective = session.wrap(MusicRecObjective(network, config))
+        optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+        generator = torch.Generator().manual_seed(config.seed)
+        last = resume(session, network, [optimizer], generator)
+        for epoch in range(0 if last is None else last + 1, config.epochs):
+            order = torch.randperm(len(xs[0]), generator=generator).to(session.device)
+            if epoch == 0:
+                _init_codebooks(network, [x[order[: config.batch_size]] for x in xs], config.seed)
+                session.sync(network)
+            metrics = self._train_epoch(session, objective, xs, cf, order, optimizer, generator)
+            session.report(epoch, metrics, epoch_state(network, [optimizer], generator, epoch))
+
+    def _train_epoch(self, session, objective, xs, cf, order, optimizer, generator) -> dict[str, float]:
+        """One pass over the train rows in ``order``; returns the epoch's mean loss terms over all workers."""
+        config, network = self.config, unwrap(objective).network
+        objective.train()
+        totals: dict[str, float] = {}
+        usage = torch.zeros((_identifier_length(network), config.codebook_size), dtype=torch.long)
+        for start in range(0, len(order), config.batch_size):
+            batch = session.shard(order[start : start + config.batch_size])
+            with session.autocast():
+                terms, codes = objective([x[batch] for x in xs], None if cf is None else cf[batch])
+            optimizer.zero_grad()
+            terms["loss"].backward()
+            optimizer.step()
+            usage += _position_usage(codes.cpu(), config.codebook_size)
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + float(value.detach()) * len(batch)
+        if config.reset_dead_codes:
+            _reset_dead_codes(network, xs, session.all_reduce(usage), generator, config)
+            session.sync(network)
+        return {f"tokenizer/{name}": total / len(order) for name, total in session.sums(totals).items()}
+
+
+def _identifier_length(network: MusicRecNetwork) -> int:
+    """Number of codebooks = identifier length L_e + M·L_c."""
+    return network.shared.num_levels + len(network.specific) * network.specific[0].num_levels
+
+
+@torch.no_grad()
+def _init_codebooks(network: MusicRecNetwork, xs: list[torch.Tensor], seed: int) -> None:
+    """k-means on the first batch: shared levels on z, then each modality's levels on its residual chunk."""
+    z = network.latent(xs)  # (batch, M*d)
+    network.shared.init_kmeans(z, seed)
+    chunks = network.shared(z).residual.split(network.latent_dim, dim=1)
+    for m, (quantizer, chunk) in enumerate(zip(network.specific, chunks)):
+        quantizer.init_kmeans(chunk, seed + 1000 * (m + 1))
+
+
+@torch.no_grad()
+def _reset_dead_codes(network: MusicRecNetwork, xs: list[torch.Tensor], usage: torch.Tensor,
+                      generator: torch.Generator, config: MusicRecConfig) -> None:
+    """Re-seed codes unused this epoch to residuals of a random sample of train rows."""
+    size = min(len(xs[0]), max(config.batch_size, config.codebook_size))
+    sample = torch.randperm(len(xs[0]), generator=generator)[:size].to(xs[0].device)
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    z = network.latent([x[sample] for x in xs])  # (size, M*d)
+    shared_levels, specific_levels = config.shared_levels, config.specific_levels
+    network.shared.reset_dead_codes(z, usage[:shared_levels], seed)
+    chunks = network.shared(z).residual.split(network.latent_dim, dim=1)  # M × (size, d)
+    for m, (quantizer, chunk) in enumerate(zip(network.specific, chunks)):
+        counts = usage[shared_levels + m * specific_levels : shared_levels + (m + 1) * specific_levels]
+        quantizer.reset_dead_codes(chunk, counts, seed + m + 1)
+
+
 class MusicRecTokenizer:
     """MusicRec tokenizer behind the ``Tokenizer`` contract (see ``raysid.tokenizers.base``)."""
 
@@ -232,8 +342,10 @@ class MusicRecTokenizer:
         train_items: np.ndarray,
         collaborative: np.ndarray | None = None,
         on_epoch: OnEpoch | None = None,
+        training: TrainingConfig | None = None,
     ) -> MusicRecTokenizer:
-        """Train on the rows ``train_items`` with Adam; see the module docstring for the loss."""
+        """Train on the rows ``train_items`` with Adam (see the module docstring for the loss), in this
+        process or on Ray Train workers as ``training`` says."""
         check_fit_inputs(features, train_items, collaborative)
         config = self.config
         self.modalities = tuple(features)
@@ -241,94 +353,22 @@ class MusicRecTokenizer:
         use_cf = collaborative is not None and (config.alpha > 0 or config.beta > 0)
         self.cf_dim = int(collaborative.shape[1]) if use_cf else None
         rows = np.asarray(train_items, dtype=np.int64)
-        xs = [self._tensor(features[name][rows]) for name in self.modalities]  # M × (n, dim_m)
-        cf = self._tensor(collaborative[rows]) if use_cf else None  # (n, d_cf)
-        self.network = build_network(config, list(self.input_dims.values()), self.cf_dim).to(self.device)
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=config.learning_rate)
-        generator = torch.Generator().manual_seed(config.seed)
-        for epoch in range(config.epochs):
-            order = torch.randperm(len(rows), generator=generator).to(self.device)
-            if epoch == 0:
-                self._init_codebooks([x[order[: config.batch_size]] for x in xs])
-            metrics = self._train_epoch(xs, cf, order, optimizer, generator)
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
+        loop = MusicRecTraining(
+            config, [np.asarray(features[name][rows], np.float32) for name in self.modalities],
+            np.asarray(collaborative[rows], np.float32) if use_cf else None,
+        )
+        state = run_training(loop, resolve_training(training, config.device), on_epoch, name="musicrec")
+        network = build_network(config, list(self.input_dims.values()), self.cf_dim)
+        network.load_state_dict(state["model"])
+        self.network = network.to(self.device)
         return self
-
-    def _tensor(self, array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
-
-    @torch.no_grad()
-    def _init_codebooks(self, xs: list[torch.Tensor]) -> None:
-        """k-means on the first batch: shared levels on z, then each modality's levels on its residual chunk."""
-        network, seed = self._network(), self.config.seed
-        z = network.latent(xs)  # (batch, M*d)
-        network.shared.init_kmeans(z, seed)
-        chunks = network.shared(z).residual.split(network.latent_dim, dim=1)
-        for m, (quantizer, chunk) in enumerate(zip(network.specific, chunks)):
-            quantizer.init_kmeans(chunk, seed + 1000 * (m + 1))
-
-    def _losses(self, xs: list[torch.Tensor], cf: torch.Tensor | None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Loss terms of eq. 12 for one batch, and the batch's codes (batch, positions)."""
-        network, config = self._network(), self.config
-        quantized = network.quantize(network.latent(xs))
-        reconstructions = network.reconstruct(quantized.zhat)
-        terms = {
-            "recon": sum((F.mse_loss(r, x) for r, x in zip(reconstructions, xs)), xs[0].new_zeros(())),
-            "rq": quantized.loss,
-            "align": xs[0].new_zeros(()),
-            "relation": xs[0].new_zeros(()),
-        }
-        if cf is not None and config.alpha > 0:
-            terms["align"] = alignment_loss(quantized.zhat, cf, network.cf_head, config.temperature)
-        if cf is not None and config.beta > 0:
-            terms["relation"] = relation_loss(quantized.zhat, cf)
-        terms["loss"] = terms["recon"] + terms["rq"] + config.alpha * terms["align"] + config.beta * terms["relation"]
-        return terms, quantized.codes
-
-    def _train_epoch(
-        self,
-        xs: list[torch.Tensor],
-        cf: torch.Tensor | None,
-        order: torch.Tensor,
-        optimizer: torch.optim.Optimizer,
-        generator: torch.Generator,
-    ) -> dict[str, float]:
-        """One pass over the train rows in ``order``; returns the epoch's mean loss terms."""
-        network = self._network().train()
-        totals: dict[str, float] = {}
-        usage = torch.zeros((self._identifier_length(), self.config.codebook_size), dtype=torch.long)
-        for start in range(0, len(order), self.config.batch_size):
-            batch = order[start : start + self.config.batch_size]
-            terms, codes = self._losses([x[batch] for x in xs], None if cf is None else cf[batch])
-            optimizer.zero_grad()
-            terms["loss"].backward()
-            optimizer.step()
-            usage += _position_usage(codes.cpu(), self.config.codebook_size)
-            for name, value in terms.items():
-                totals[name] = totals.get(name, 0.0) + float(value.detach()) * len(batch)
-        if self.config.reset_dead_codes:
-            self._reset_dead_codes(xs, usage, generator)
-        return {f"tokenizer/{name}": total / len(order) for name, total in totals.items()}
 
     def _identifier_length(self) -> int:
         """Number of codebooks = identifier length L_e + M·L_c."""
         return self.config.shared_levels + len(self.modalities) * self.config.specific_levels
 
-    @torch.no_grad()
-    def _reset_dead_codes(self, xs: list[torch.Tensor], usage: torch.Tensor, generator: torch.Generator) -> None:
-        """Re-seed codes unused this epoch to residuals of a random sample of train rows."""
-        network = self._network()
-        size = min(len(xs[0]), max(self.config.batch_size, self.config.codebook_size))
-        sample = torch.randperm(len(xs[0]), generator=generator)[:size].to(self.device)
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        z = network.latent([x[sample] for x in xs])  # (size, M*d)
-        shared_levels, specific_levels = self.config.shared_levels, self.config.specific_levels
-        network.shared.reset_dead_codes(z, usage[:shared_levels], seed)
-        chunks = network.shared(z).residual.split(network.latent_dim, dim=1)  # M × (size, d)
-        for m, (quantizer, chunk) in enumerate(zip(network.specific, chunks)):
-            counts = usage[shared_levels + m * specific_levels : shared_levels + (m + 1) * specific_levels]
-            quantizer.reset_dead_codes(chunk, counts, seed + m + 1)
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
 
     def _network(self) -> MusicRecNetwork:
         if self.network is None:

@@ -44,6 +44,7 @@ from raysid.tokenizers.base import (
     saved_inputs,
     write_meta,
 )
+from raysid.distributed import Session, TrainingConfig, epoch_state, resolve_training, resume, run_training, unwrap
 from raysid.tokenizers.musicrec import resolve_device
 from raysid.tokenizers.quantizers import ResidualQuantizer
 
@@ -128,6 +129,10 @@ class RQVAE(nn.Module):
         self.quantizer = ResidualQuantizer(len(codebook_sizes), tuple(codebook_sizes), latent_dim, commitment_weight)
         self.decoder = _mlp([latent_dim, *reversed(hidden_dims), input_dim])
 
+    def forward(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The training step's forward (what DDP wraps): ``losses``."""
+        return self.losses(x)
+
     def losses(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Loss terms {"loss", "recon", "rq"} of a batch x (batch, input_dim), and its codes (batch, L)."""
         quantized = self.quantizer(self.encoder(x))
@@ -166,12 +171,92 @@ def select_modalities(features: Mapping[str, np.ndarray], wanted: tuple[str, ...
     return tuple(wanted) or tuple(features)
 
 
-def _batches(order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    """``order`` cut into batches; a last batch of one row joins the previous one (BatchNorm needs two)."""
+def _batches(order: torch.Tensor, batch_size: int, min_rows: int = 2) -> list[torch.Tensor]:
+    """``order`` cut into batches; a last batch under ``min_rows`` rows joins the previous one (BatchNorm needs
+    two rows per worker's shard)."""
     batches = list(order.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) == 1:
+    if len(batches) > 1 and len(batches[-1]) < min_rows:
         batches[-2:] = [torch.cat(batches[-2:])]
     return batches
+
+
+def _group_array(features: Mapping[str, np.ndarray], group: tuple[str, ...], rows: Any) -> np.ndarray:
+    """Rows ``rows`` of the group's modalities, concatenated: (rows, Σ dims) float32."""
+    return np.concatenate([np.asarray(features[name][rows], dtype=np.float32) for name in group], axis=1)
+
+
+@dataclass
+class RQVAETraining:
+    """The RQ-VAE training loop for ``raysid.distributed.run_training``: one network per input group.
+
+    Every worker draws the same global order and trains its shard of each batch (DDP averages the
+    gradients; BatchNorm uses each shard's statistics, rank 0's running statistics are kept). The k-means
+    initialisation sees the whole first batch on every worker; dead-code resets use usage summed over the
+    workers; rank 0's codebooks are then copied to all.
+    """
+
+    config: Any  # RQVAEConfig or a subclass / VQVAEConfig
+    inputs: list[np.ndarray]  # per group (train items, Σ dims) float32
+    names: list[str]  # per-group metric prefixes when there are several groups, else []
+
+    def __call__(self, session: Session) -> None:
+        config = self.config
+        xs = [torch.as_tensor(x, device=session.device) for x in self.inputs]
+        networks = build_networks(config, [x.shape[1] for x in xs]).to(session.device)
+        wrapped = [session.wrap(network) for network in networks]
+        optimizers = [torch.optim.AdamW(network.parameters(), lr=config.learning_rate) for network in networks]
+        generator = torch.Generator().manual_seed(config.seed)
+        last = resume(session, networks, optimizers, generator)
+        for epoch in range(0 if last is None else last + 1, config.epochs):
+            order = torch.randperm(len(xs[0]), generator=generator).to(session.device)
+            if epoch == 0:
+                self._init_codebooks(networks, [x[order[: config.batch_size]] for x in xs])
+                session.sync(networks)
+            metrics = self._train_epoch(session, wrapped, xs, order, optimizers, generator)
+            session.report(epoch, metrics, epoch_state(networks, optimizers, generator, epoch))
+
+    @torch.no_grad()
+    def _init_codebooks(self, networks: nn.ModuleList, first_batches: list[torch.Tensor]) -> None:
+        """k-means on the first batch's latents (batch statistics, as in training), level by level."""
+        for g, (network, x) in enumerate(zip(networks.train(), first_batches)):
+            network.quantizer.init_kmeans(network.encoder(x), self.config.seed + 1000 * g)
+
+    def _train_epoch(self, session: Session, wrapped: list[nn.Module], xs: list[torch.Tensor], order: torch.Tensor,
+                     optimizers: list[torch.optim.Optimizer], generator: torch.Generator) -> dict[str, float]:
+        """One pass of every network over the train rows in ``order``; the epoch's mean loss terms."""
+        totals: dict[str, float] = {}  # summed over networks, plus "{group}/{term}" when there are several
+        for g, (model, x, optimizer) in enumerate(zip(wrapped, xs, optimizers)):
+            network = unwrap(model).train()
+            quantizer = network.quantizer
+            usage = torch.zeros((quantizer.num_levels, quantizer.codebook_size), dtype=torch.long)  # (L, K_max)
+            for batch in _batches(order, self.config.batch_size, 2 * session.world_size):
+                rows = session.shard(batch)
+                with session.autocast():
+                    terms, codes = model(x[rows])
+                optimizer.zero_grad()
+                terms["loss"].backward()
+                optimizer.step()
+                usage += quantizer.count_usage(codes.cpu())
+                for name, value in terms.items():
+                    weighted = float(value.detach()) * len(rows)
+                    totals[name] = totals.get(name, 0.0) + weighted
+                    if self.names:
+                        key = f"{self.names[g]}/{name}"
+                        totals[key] = totals.get(key, 0.0) + weighted
+            if self.config.reset_dead_codes:
+                _reset_dead_codes(network, x, session.all_reduce(usage), generator, self.config.batch_size)
+                session.sync(network)
+        return {f"tokenizer/{name}": total / len(order) for name, total in session.sums(totals).items()}
+
+
+@torch.no_grad()
+def _reset_dead_codes(network: RQVAE, x: torch.Tensor, usage: torch.Tensor, generator: torch.Generator,
+                      batch_size: int) -> None:
+    """Re-seed the network's codes unused this epoch to residuals of a random sample of train rows."""
+    size = min(len(x), max(batch_size, network.quantizer.codebook_size))
+    sample = torch.randperm(len(x), generator=generator)[:size].to(x.device)
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+    network.quantizer.reset_dead_codes(network.encoder(x[sample]), usage, seed)
 
 
 class RQVAETokenizer:
@@ -215,8 +300,10 @@ class RQVAETokenizer:
         train_items: np.ndarray,
         collaborative: np.ndarray | None = None,
         on_epoch: OnEpoch | None = None,
+        training: TrainingConfig | None = None,
     ) -> RQVAETokenizer:
-        """Train on the rows ``train_items`` with AdamW; ``collaborative`` is not used."""
+        """Train on the rows ``train_items`` with AdamW, in this process or on Ray Train workers as
+        ``training`` says; ``collaborative`` is not used."""
         config = self.config
         selected = {name: features[name] for name in select_modalities(features, config.modalities)}
         check_fit_inputs(selected, train_items, collaborative)
@@ -225,69 +312,19 @@ class RQVAETokenizer:
             raise ValueError(f"train_items: BatchNorm needs at least 2 training rows, got {len(rows)}")
         self.modalities = tuple(selected)
         self.input_dims = {name: int(matrix.shape[1]) for name, matrix in selected.items()}
-        xs = [self._group_input(selected, group, rows) for group in self._groups()]  # per group (n, Σ dims)
-        self.networks = build_networks(config, [x.shape[1] for x in xs]).to(self.device)
-        optimizers = [torch.optim.AdamW(network.parameters(), lr=config.learning_rate) for network in self.networks]
-        generator = torch.Generator().manual_seed(config.seed)
-        for epoch in range(config.epochs):
-            order = torch.randperm(len(rows), generator=generator).to(self.device)
-            if epoch == 0:
-                self._init_codebooks([x[order[: config.batch_size]] for x in xs])
-            metrics = self._train_epoch(xs, order, optimizers, generator)
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
+        groups = self._groups()
+        inputs = [_group_array(selected, group, rows) for group in groups]  # per group (n, Σ dims)
+        names = ["+".join(group) for group in groups] if len(groups) > 1 else []
+        loop = RQVAETraining(config, inputs, names)
+        state = run_training(loop, resolve_training(training, config.device), on_epoch, name=type(self).__name__)
+        networks = build_networks(config, [x.shape[1] for x in inputs])
+        networks.load_state_dict(state["model"])
+        self.networks = networks.to(self.device)
         return self
 
     def _group_input(self, features: Mapping[str, np.ndarray], group: tuple[str, ...], rows: Any) -> torch.Tensor:
         """Rows ``rows`` of the group's modalities, concatenated: (rows, Σ dims) float32 on the device."""
-        matrix = np.concatenate([np.asarray(features[name][rows], dtype=np.float32) for name in group], axis=1)
-        return torch.as_tensor(matrix, device=self.device)
-
-    @torch.no_grad()
-    def _init_codebooks(self, first_batches: list[torch.Tensor]) -> None:
-        """k-means on the first batch's latents (batch statistics, as in training), level by level."""
-        for g, (network, x) in enumerate(zip(self._networks().train(), first_batches)):
-            network.quantizer.init_kmeans(network.encoder(x), self.config.seed + 1000 * g)
-
-    def _train_epoch(
-        self,
-        xs: list[torch.Tensor],
-        order: torch.Tensor,
-        optimizers: list[torch.optim.Optimizer],
-        generator: torch.Generator,
-    ) -> dict[str, float]:
-        """One pass of every network over the train rows in ``order``; the epoch's mean loss terms."""
-        groups = self._groups()
-        totals: dict[str, float] = {}  # summed over networks
-        per_group: dict[str, float] = {}  # "{modality}/{term}" when there are several networks
-        for g, (network, x, optimizer) in enumerate(zip(self._networks().train(), xs, optimizers)):
-            quantizer = network.quantizer
-            usage = torch.zeros((quantizer.num_levels, quantizer.codebook_size), dtype=torch.long)  # (L, K_max)
-            for batch in _batches(order, self.config.batch_size):
-                terms, codes = network.losses(x[batch])
-                optimizer.zero_grad()
-                terms["loss"].backward()
-                optimizer.step()
-                usage += quantizer.count_usage(codes.cpu())
-                for name, value in terms.items():
-                    weighted = float(value.detach()) * len(batch)
-                    totals[name] = totals.get(name, 0.0) + weighted
-                    if len(groups) > 1:
-                        key = f"{'+'.join(groups[g])}/{name}"
-                        per_group[key] = per_group.get(key, 0.0) + weighted
-            if self.config.reset_dead_codes:
-                self._reset_dead_codes(network, x, usage, generator)
-        return {f"tokenizer/{name}": total / len(order) for name, total in (totals | per_group).items()}
-
-    @torch.no_grad()
-    def _reset_dead_codes(
-        self, network: RQVAE, x: torch.Tensor, usage: torch.Tensor, generator: torch.Generator
-    ) -> None:
-        """Re-seed the network's codes unused this epoch to residuals of a random sample of train rows."""
-        size = min(len(x), max(self.config.batch_size, network.quantizer.codebook_size))
-        sample = torch.randperm(len(x), generator=generator)[:size].to(self.device)
-        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
-        network.quantizer.reset_dead_codes(network.encoder(x[sample]), usage, seed)
+        return torch.as_tensor(_group_array(features, group, rows), device=self.device)
 
     def _networks(self) -> nn.ModuleList:
         if self.networks is None:
