@@ -31,6 +31,7 @@ from raysid.config import require
 from raysid.distributed import Session, TrainingConfig, epoch_state, resolve_training, resume, run_training
 from raysid.data.dataset import EvalSet
 from raysid.recommenders.base import OnEpoch, resolve_device, seed_everything, validate_histories
+from raysid.recommenders.tasks import Task, build_tasks
 from raysid.semantic_ids.table import SemanticIds
 from raysid.semantic_ids.trie import PrefixTrie
 from raysid.semantic_ids.vocab import EOS, PAD, Vocabulary
@@ -56,9 +57,11 @@ class T5RecommenderConfig:
     eval_batch_size: int = 256  # users per beam search / validation batch
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used only on CUDA
+    tasks: tuple[str, ...] = ("mmg",)  # MusicRec's generation tasks: "mmg", "umg", "mma" (see tasks.py)
     seed: int = 0  # seeds initialisation, dropout and sample order
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
         positive = ("d_model", "d_ff", "num_layers", "num_heads", "d_kv", "max_history", "batch_size")
         for name in (*positive, "beam_size", "eval_batch_size"):
             value = getattr(self, name)
@@ -140,6 +143,7 @@ class T5Recommender:
         pad_row = torch.full((1, sids.num_positions), PAD, dtype=torch.int64)
         self.item_tokens = torch.cat([item_tokens, pad_row]).to(self.device)  # (items + 1, positions); -1 -> pads
         self.trie = PrefixTrie(item_tokens.numpy()).to(self.device)
+        self.ranking_task, self.tasks, self.num_task_tokens = build_tasks(config.tasks, sids.position_names, self.vocab.size)
         seed_everything(config.seed)
         self.model = T5ForConditionalGeneration(self._t5_config()).to(self.device)
 
@@ -150,7 +154,7 @@ class T5Recommender:
     def _t5_config(self) -> T5Config:
         c = self.config
         return T5Config(
-            vocab_size=self.vocab.size,
+            vocab_size=self.vocab.size + self.num_task_tokens,
             d_model=c.d_model,
             d_kv=c.d_kv,
             d_ff=c.d_ff,
@@ -165,35 +169,46 @@ class T5Recommender:
         )
 
     # ----------------------------------------------------------------------------------------- inputs
-    def encoder_inputs(self, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encoder_inputs(self, items: torch.Tensor, task: Task | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and attention mask (batch, tokens) of history items (batch, max_history), -1 = none.
 
-        Histories are left-padded (T5's relative positions make the offset irrelevant) and end with eos;
-        leading columns that are padding in every row are dropped.
+        Each item contributes the task's source columns of its identifier (default: the ranking task, all of
+        them). Histories are left-padded (T5's relative positions make the offset irrelevant) and end with the
+        task token (when there are several tasks) and eos; leading columns that are padding in every row are
+        dropped.
         """
-        tokens = self.item_tokens[torch.where(items < 0, self.num_items, items)].flatten(1)  # (batch, H*positions)
-        eos = torch.full((len(items), 1), EOS, dtype=torch.int64, device=items.device)
-        tokens = torch.cat([tokens, eos], dim=1)  # (batch, H*positions + 1)
+        task = task or self.ranking_task
+        rows = self.item_tokens[torch.where(items < 0, self.num_items, items)]  # (batch, H, positions)
+        tokens = rows[:, :, list(task.source)].flatten(1)  # (batch, H*source)
+        tail = [EOS] if task.token is None else [task.token, EOS]
+        tail_tokens = torch.tensor(tail, dtype=torch.int64, device=items.device).expand(len(items), -1)
+        tokens = torch.cat([tokens, tail_tokens], dim=1)  # (batch, H*source + tail)
         mask = tokens != PAD
         first = int(mask.any(dim=0).nonzero()[0])
         return tokens[:, first:], mask[:, first:]
 
-    def decoder_labels(self, targets: torch.Tensor) -> torch.Tensor:
-        """(batch, positions + 1) token ids of the target items followed by eos."""
+    def decoder_labels(self, targets: torch.Tensor, task: Task | None = None) -> torch.Tensor:
+        """(batch, target columns + 1) token ids of the target items' identifiers (the task's columns) and eos."""
+        task = task or self.ranking_task
         eos = torch.full((len(targets), 1), EOS, dtype=torch.int64, device=targets.device)
-        return torch.cat([self.item_tokens[targets], eos], dim=1)
+        return torch.cat([self.item_tokens[targets][:, list(task.target)], eos], dim=1)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when precision is "bf16"; a no-op otherwise."""
         enabled = self.config.precision == "bf16" and self.device.type == "cuda"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
-    def batch_loss(self, samples: Samples, index: torch.Tensor, model: nn.Module | None = None) -> torch.Tensor:
-        """Teacher-forced mean cross-entropy per label token (identifier tokens and eos) of samples ``index``;
-        ``model`` is the T5 to run (default: ``self.model``; a DDP wrapper of it while training)."""
-        model = self.model if model is None else model
-        input_ids, mask = self.encoder_inputs(samples.history_items(index, self.config.max_history))
-        labels = self.decoder_labels(samples.targets[index])  # (batch, positions + 1)
+    def batch_loss(
+        self, samples: Samples, index: torch.Tensor, model: nn.Module | None = None, task: Task | None = None
+    ) -> torch.Tensor:
+        """Teacher-forced mean cross-entropy per label token (identifier tokens and eos) of samples ``index``
+        for ``task`` (default: the ranking task); ``model`` is the T5 to run (default: ``self.model``; a DDP
+        wrapper of it while training)."""
+        model, task = self.model if model is None else model, task or self.ranking_task
+        targets = samples.targets[index]
+        history = targets[:, None] if task.item_input else samples.history_items(index, self.config.max_history)
+        input_ids, mask = self.encoder_inputs(history, task)
+        labels = self.decoder_labels(targets, task)  # (batch, target columns + 1)
         start = torch.full((len(labels), 1), PAD, dtype=torch.int64, device=labels.device)
         decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)  # shifted right
         with self._autocast():
@@ -242,7 +257,8 @@ class T5Recommender:
         total = 0.0
         for start in range(0, len(order), self.config.batch_size):
             index = session.shard(order[start : start + self.config.batch_size])
-            loss = self.batch_loss(samples, index, model)
+            task = self.tasks[int(torch.randint(len(self.tasks), (1,), generator=generator))] if len(self.tasks) > 1 else None
+            loss = self.batch_loss(samples, index, model, task or self.tasks[0])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
