@@ -19,6 +19,8 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from raysid.importance import render_search
+
 # Two-sided 95% quantiles t(0.975, df) of Student's t, df = 1..30.
 _T975 = (
     12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851, 2.364624252,
@@ -48,6 +50,8 @@ class ReportLayout:
     mode: Literal["max", "min"] = "max"
     baseline: str | None = "popularity"
     title: str = ""
+    top: int = 0  # > 0: also list the best ``top`` trials by ``best`` (sampled searches)
+    importance: tuple[str, ...] = ()  # parameters whose fANOVA importance for ``best`` is listed
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):
@@ -347,6 +351,10 @@ def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path
     paths = {"trials": out / "trials.parquet", "markdown": out / "summary.md", "plot": out / "summary.png"}
     trials.write_parquet(paths["trials"])
     summary = summarize(trials, layout)
-    paths["markdown"].write_text(render_markdown(summary, layout))
+    markdown = render_markdown(summary, layout)
+    if layout.top or layout.importance:
+        params = layout.importance or layout.rows
+        markdown += "\n".join(render_search(trials, tuple(params), layout.best, layout.mode, layout.top or 5)) + "\n"
+    paths["markdown"].write_text(markdown)
     plot(summary, layout, paths["plot"])
     return paths
