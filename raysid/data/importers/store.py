@@ -1,0 +1,132 @@
+"""Named dataset folders: where imports are written, found, listed and fingerprinted.
+
+``<root>/<name>/`` holds the canonical ``Dataset`` (``items.parquet``, ``sequences.npz``, ``modalities.npz``,
+``feedback.npz`` when the source has feedback, ``dataset.json`` with counts, fingerprint and import
+report), plus ``sequence_info.parquet`` (playlist names, user ids), ``identifiers.json`` (another system's
+semantic IDs, when imported) and ``problems.txt`` (every row the import skipped, with file and line).
+
+The root is ``--root`` / ``dataset.root`` when given, else ``$RAYSID_DATA_DIR``, else ``data/datasets``.
+A relative root is looked up in the working directory, then in the project folder (a Ray Tune trial runs
+in its own trial folder, so a study naming ``data/datasets`` still finds the project's datasets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from raysid.config import ConfigError
+from raysid.data.dataset import Dataset
+from raysid.data.importers.base import DataImportError, Imported
+
+DEFAULT_ROOT = "data/datasets"
+PROJECT = Path(__file__).resolve().parents[3]
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def resolve_root(root: str | Path | None = None) -> Path:
+    """The absolute dataset root (see the module docstring)."""
+    root = Path(root or os.environ.get("RAYSID_DATA_DIR") or DEFAULT_ROOT).expanduser()
+    if root.is_absolute():
+        return root
+    here = Path.cwd() / root
+    if here.exists() or not (PROJECT / root).exists():
+        return here.resolve()
+    return (PROJECT / root).resolve()
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"dataset name {name!r}: expected letters, digits, '.', '_' or '-' (e.g. mpd-5365)")
+    return name
+
+
+def dataset_folder(name: str, root: str | Path | None = None) -> Path:
+    """The folder of imported dataset ``name``; a missing one fails listing the datasets that exist."""
+    folder = resolve_root(root) / check_name(name)
+    if not (folder / "dataset.json").exists():
+        known = ", ".join(sorted(info["name"] for info in list_datasets(root))) or "none"
+        raise ConfigError(
+            f"dataset {name!r}: not found under {folder.parent} (imported datasets: {known}); "
+            f"import it with `raysid data import KIND PATH --name {name}`"
+        )
+    return folder
+
+
+def save_import(imported: Imported, name: str, root: str | Path | None = None, force: bool = False) -> Path:
+    """Write ``imported`` to ``<root>/<name>/`` atomically; an existing dataset is replaced only with ``force``."""
+    folder = resolve_root(root) / check_name(name)
+    if folder.exists() and not force:
+        raise DataImportError(f"dataset {name!r} already exists at {folder}; pass --force to replace it")
+    staging = folder.parent / f".{name}.{uuid.uuid4().hex}.partial"
+    staging.mkdir(parents=True)
+    try:
+        dataset = imported.dataset
+        meta = {**dataset.meta, "counts": imported.counts, "fingerprint": fingerprint(dataset),
+                "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "import_log": imported.log.summary()}
+        Dataset(name, dataset.items, dataset.modalities, dataset.sequences, meta, dataset.feedback).save(staging)
+        if imported.sequence_info is not None:
+            imported.sequence_info.write_parquet(staging / "sequence_info.parquet")
+        if imported.identifiers is not None:
+            (staging / "identifiers.json").write_text(json.dumps(imported.identifiers))
+        (staging / "problems.txt").write_text("".join(f"{p}\n" for p in imported.log.problems))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(staging, folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def read_info(folder: Path) -> dict[str, Any]:
+    """``dataset.json`` of a dataset folder: {"name", "meta"}."""
+    return json.loads((Path(folder) / "dataset.json").read_text())
+
+
+def list_datasets(root: str | Path | None = None) -> list[dict[str, Any]]:
+    """Name, kind, counts and folder of every dataset under the root."""
+    base = resolve_root(root)
+    found = []
+    for folder in sorted(base.iterdir()) if base.is_dir() else ():
+        if (folder / "dataset.json").is_file():
+            info = read_info(folder)
+            meta = info.get("meta", {})
+            found.append({"name": info["name"], "kind": meta.get("kind", "?"), "counts": meta.get("counts", {}),
+                          "folder": str(folder), "fingerprint": meta.get("fingerprint", "")})
+    return found
+
+
+def load_sequence_info(folder: Path) -> pl.DataFrame | None:
+    path = Path(folder) / "sequence_info.parquet"
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """A content hash of items, sequences, feedback and modality matrices (not of file bytes)."""
+    digest = hashlib.sha256()
+    for column in dataset.items.iter_columns():
+        digest.update(f"{column.name}:{column.dtype}".encode())
+        if column.dtype.is_numeric():
+            digest.update(column.fill_null(-1).to_numpy().tobytes())
+        else:
+            digest.update("\x1f".join("\x00" if v is None else str(v) for v in column.to_list()).encode())
+    for name, groups in (("sequences", dataset.sequences), ("feedback", dataset.feedback or [])):
+        digest.update(name.encode())
+        digest.update(np.array([len(s) for s in groups], dtype=np.int64).tobytes())
+        if groups:
+            digest.update(np.concatenate(groups).astype(np.int64).tobytes())
+    for name in sorted(dataset.modalities):
+        matrix = np.ascontiguousarray(dataset.modalities[name], dtype=np.float32)
+        digest.update(f"{name}{matrix.shape}".encode())
+        digest.update(matrix.tobytes())
+    return digest.hexdigest()[:16]
