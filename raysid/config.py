@@ -7,6 +7,7 @@ types rejected by name, dotted-path overrides, flattening for MLflow params, and
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -126,7 +127,7 @@ def override(data: Mapping[str, Any], updates: Mapping[str, Any]) -> dict[str, A
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{path}: {part!r} is a value, not a section")
-        node[leaf] = value
+        node[leaf] = copy.deepcopy(value)  # later paths may descend into it: never into the caller's objects
     return result
 
 

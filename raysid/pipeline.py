@@ -22,22 +22,32 @@ import torch
 
 from raysid.cache import ArtifactStore
 from raysid.config import ConfigError, build, require, stable_hash, to_dict
-from raysid.data.catalog import CatalogConfig, generate_catalog
-from raysid.data.dataset import Dataset, EvalSet, Splits
+from raysid.data.catalog import CatalogConfig
+from raysid.data.dataset import Dataset, Splits
+from raysid.data.importers.source import (
+    ImportedConfig,
+    dataset_key,
+    parse_dataset_config,
+    produce_dataset,
+)
 from raysid.data.splits import SplitConfig, make_splits
 from raysid.distributed import TrainingConfig
+from raysid.evaluation import evaluate
 from raysid.features.collaborative import collaborative_embeddings
-from raysid.features.modalities import FeatureConfig, build_features
-from raysid.metrics.ranking import ranking_metrics
+from raysid.features.modalities import (
+    FeatureConfig,
+    build_features,
+    with_split_modalities,
+)
 from raysid.quality import tokenizer_report, usage_frame
-from raysid.recommenders.popularity import PopularityRecommender
+from raysid.recommenders import RECOMMENDERS, get_recommender
 from raysid.recommenders.sasrec import SASRecConfig
-from raysid.recommenders.t5 import T5Recommender, T5RecommenderConfig
+from raysid.recommenders.t5 import T5RecommenderConfig
 from raysid.semantic_ids.table import SemanticIds
 from raysid.tokenizers import get_tokenizer
 
 OnEpoch = Callable[[str, int, dict[str, float]], None]  # (stage, epoch, metrics)
-RECOMMENDER_KINDS = ("t5", "none")
+RECOMMENDER_KINDS = (*RECOMMENDERS, "none")  # "none": a tokenizer-only study (quality report, no ranking)
 
 
 @dataclass(frozen=True)
@@ -63,15 +73,15 @@ class TrialConfig:
 
     seed: int = 0
     threads: int = 1  # torch intra-op threads per trial
-    dataset: CatalogConfig = field(default_factory=CatalogConfig)
+    dataset: CatalogConfig | ImportedConfig = field(default_factory=CatalogConfig)  # `source: imported` for imported data
     split: SplitConfig = field(default_factory=SplitConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     collaborative: SASRecConfig = field(default_factory=SASRecConfig)
     tokenizer: Any = None  # a tokenizer config chosen by `tokenizer.kind` (default: musicrec)
     tokenizer_kind: str = "musicrec"
     semantic_ids: SemanticIdConfig = field(default_factory=SemanticIdConfig)
-    recommender: T5RecommenderConfig = field(default_factory=T5RecommenderConfig)
-    recommender_kind: str = "t5"  # "none": a tokenizer-only study (quality report, no ranking)
+    recommender: Any = field(default_factory=T5RecommenderConfig)  # the config of `recommender.kind`'s model
+    recommender_kind: str = "t5"  # a kind of raysid.recommenders.RECOMMENDERS, or "none": no ranking
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)  # how neural stages train (Ray Train or not)
 
@@ -79,6 +89,7 @@ class TrialConfig:
 def parse_trial_config(data: Mapping[str, Any] | None, where: str = "config") -> TrialConfig:
     """Build a TrialConfig from a nested mapping; ``tokenizer.kind`` picks the tokenizer's config class."""
     data = dict(data or {})
+    dataset = parse_dataset_config(data.pop("dataset", None), f"{where}.dataset")
     tokenizer = dict(data.pop("tokenizer", None) or {})
     kind = tokenizer.pop("kind", "musicrec")
     config_class, _ = get_tokenizer(kind)
@@ -89,9 +100,17 @@ def parse_trial_config(data: Mapping[str, Any] | None, where: str = "config") ->
     base = build(TrialConfig, data, where)
     require(base.threads >= 1, f"{where}.threads", f"expected >= 1, got {base.threads}")
     return replace(
-        base, tokenizer=build(config_class, tokenizer, f"{where}.tokenizer"), tokenizer_kind=kind,
-        recommender=build(T5RecommenderConfig, recommender, f"{where}.recommender"), recommender_kind=recommender_kind,
+        base, dataset=dataset, tokenizer=build(config_class, tokenizer, f"{where}.tokenizer"), tokenizer_kind=kind,
+        recommender=_recommender_config(recommender_kind, recommender, f"{where}.recommender"),
+        recommender_kind=recommender_kind,
     )
+
+
+def _recommender_config(kind: str, data: Mapping[str, Any], where: str) -> Any:
+    """The ``recommender`` section as its kind's config ("none" keeps the T5 defaults, unused)."""
+    if kind == "none":
+        return build(T5RecommenderConfig, data, where)
+    return build(get_recommender(kind)[0], data, where)
 
 
 def trial_config_dict(config: TrialConfig) -> dict[str, Any]:
@@ -126,7 +145,7 @@ class StageKeys:
 
     @classmethod
     def of(cls, config: TrialConfig) -> StageKeys:
-        dataset = stable_hash("dataset", config.dataset)
+        dataset = dataset_key(config.dataset)  # catalog: its config; imported: content fingerprint + view + features
         split = stable_hash(dataset, config.split)
         collaborative = stable_hash("collaborative", split, config.collaborative)
         numerics = _training_numerics(config.training)
@@ -135,7 +154,7 @@ class StageKeys:
             collaborative if _uses_collaborative(config) else None, _file_digest(getattr(config.tokenizer, "path", "")),
             *numerics,
         )
-        result = stable_hash("result", tokenizer, config.semantic_ids, config.recommender_kind, config.recommender,
+        result = stable_hash("result-v2", tokenizer, config.semantic_ids, config.recommender_kind, config.recommender,
                              config.evaluation, config.seed, *numerics)
         return cls(dataset, collaborative, tokenizer, result)
 
@@ -180,8 +199,9 @@ class Prepared:
 def prepare(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None = None) -> Prepared:
     """Fetch (or build) the dataset, collaborative embeddings and tokenizer stages of a trial."""
     keys = StageKeys.of(config)
-    dataset = store.fetch("dataset", keys.dataset, lambda f: generate_catalog(config.dataset).save(f), Dataset.load)
+    dataset = store.fetch("dataset", keys.dataset, lambda f: produce_dataset(config.dataset, store, f), Dataset.load)
     splits = make_splits(dataset, config.split)
+    dataset = with_split_modalities(dataset, config, splits, store, keys)  # imported data: modalities from training sequences
     features = build_features(dataset, config.features, splits.train_items())
     collaborative = None
     if _uses_collaborative(config):
@@ -203,8 +223,8 @@ def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_
     unique = identifiers(prepared.tokenizer.sids, config.semantic_ids)
     started = time.perf_counter()
     metrics = dict(prepared.tokenizer.quality)
-    if config.recommender_kind == "t5":
-        metrics.update(evaluate(config, unique, prepared.splits, on_epoch))
+    if config.recommender_kind != "none":
+        metrics.update(evaluate(config, unique, prepared.dataset, prepared.splits, on_epoch))
     metrics["time/recommender_fit_eval"] = time.perf_counter() - started
     unique.to_frame().write_parquet(folder / "semantic_ids.parquet")
     shutil.copy(prepared.tokenizer.folder / "usage.parquet", folder / "usage.parquet")
@@ -246,47 +266,3 @@ def identifiers(sids: SemanticIds, config: SemanticIdConfig) -> SemanticIds:
             "one identifier per item (set semantic_ids.tie_break: true)"
         )
     return unique
-
-
-def evaluate(config: TrialConfig, unique: SemanticIds, splits: Splits, on_epoch: OnEpoch | None) -> dict[str, float]:
-    """Train the recommender on the unique identifiers; rank with it and with the popularity floor."""
-    metrics: dict[str, float] = {}
-    model = T5Recommender(replace(config.recommender, seed=config.seed), unique)
-    model.fit(
-        splits.train, valid=_subsample(splits.valid, config), training=config.training,
-        on_epoch=(lambda epoch, values: on_epoch("recommender", epoch, values)) if on_epoch else None,
-        epoch_eval=_epoch_ranking(config, splits),
-    )
-    popularity = PopularityRecommender(num_items=unique.num_items).fit(splits.train)
-    for name, evalset in (("valid", splits.valid), ("test", splits.test)):
-        evalset = _subsample(evalset, config)
-        k = max(config.evaluation.ks)
-        metrics.update(_prefixed(f"{name}/", ranking_metrics(model.recommend(evalset.histories, k), evalset.targets, config.evaluation.ks)))
-        metrics.update(_prefixed(f"popularity/{name}/", ranking_metrics(popularity.recommend(evalset.histories, k), evalset.targets, config.evaluation.ks)))
-    metrics["recommender/parameters"] = float(model.num_parameters())
-    return metrics
-
-
-def _epoch_ranking(config: TrialConfig, splits: Splits):
-    """Validation ranking after every recommender epoch when ``evaluation.epoch_users`` > 0 (what ASHA reads)."""
-    users = config.evaluation.epoch_users
-    if not users:
-        return None
-    sample, ks = _subsample(splits.valid, config, users), config.evaluation.ks
-
-    def rank(model) -> dict[str, float]:
-        return _prefixed("valid/", ranking_metrics(model.recommend(sample.histories, max(ks)), sample.targets, ks))
-
-    return rank
-
-
-def _subsample(evalset: EvalSet, config: TrialConfig, limit: int | None = None) -> EvalSet:
-    limit = config.evaluation.max_users if limit is None else limit
-    if not limit or len(evalset) <= limit:
-        return evalset
-    chosen = np.sort(np.random.default_rng(config.seed).choice(len(evalset), size=limit, replace=False))
-    return EvalSet([evalset.histories[i] for i in chosen], evalset.targets[chosen])
-
-
-def _prefixed(prefix: str, values: Mapping[str, float]) -> dict[str, float]:
-    return {f"{prefix}{key}": float(value) for key, value in values.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import re
 
 import numpy as np
@@ -9,7 +11,7 @@ import polars as pl
 import pytest
 
 from raysid.config import ConfigError, build
-from raysid.data.catalog import CatalogConfig, generate_catalog
+from raysid.data.catalog import CatalogConfig, SkipConfig, generate_catalog
 from raysid.data.dataset import Dataset
 
 SMALL = CatalogConfig(num_tracks=600, num_playlists=400, num_genres=4, subgenres_per_genre=3, num_artists=60, seed=3)
@@ -170,3 +172,86 @@ def test_save_load_round_trip(catalog: Dataset, tmp_path) -> None:
     assert loaded.items.equals(catalog.items) and loaded.meta["config"]["seed"] == SMALL.seed
     np.testing.assert_array_equal(loaded.modalities["tags"], catalog.modalities["tags"])
     assert all(np.array_equal(a, b) for a, b in zip(loaded.sequences, catalog.sequences))
+
+
+# --- simulated radio feedback (skips) --------------------------------------------------------------
+
+SKIPS = dataclasses.replace(SMALL, skips=SkipConfig(enabled=True))
+
+
+def _digest(dataset: Dataset) -> str:
+    """sha256 over every item column, modality matrix and sequence."""
+    digest = hashlib.sha256()
+    for column in dataset.items.columns:
+        values = dataset.items[column].to_numpy()
+        digest.update(column.encode())
+        digest.update("\x00".join(values).encode() if values.dtype == object else np.ascontiguousarray(values).tobytes())
+    for name in sorted(dataset.modalities):
+        digest.update(name.encode())
+        digest.update(dataset.modalities[name].tobytes())
+    digest.update(np.array([len(s) for s in dataset.sequences]).tobytes())
+    digest.update(np.concatenate(dataset.sequences).tobytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def radio() -> Dataset:
+    return generate_catalog(SKIPS)
+
+
+def test_skips_off_keeps_the_catalog_bit_identical(catalog: Dataset) -> None:
+    # digest of generate_catalog(SMALL) taken before the skip simulation existed
+    assert _digest(catalog) == "c7e0ce06bbf7c1fcb2591d4bbc327afa6527e469cb47b0690409f50688c94903"
+    assert catalog.feedback is None and SMALL.skips == SkipConfig(enabled=False)
+
+
+def test_skips_only_replace_tracks_and_add_aligned_feedback(catalog: Dataset, radio: Dataset) -> None:
+    assert radio.items.equals(catalog.items)
+    assert all(np.array_equal(radio.modalities[n], catalog.modalities[n]) for n in catalog.modalities)
+    assert [len(s) for s in radio.sequences] == [len(s) for s in catalog.sequences]
+    assert all(s[0] == o[0] for s, o in zip(radio.sequences, catalog.sequences))  # the first track sets the taste
+    assert all(len(np.unique(s)) == len(s) for s in radio.sequences)  # strays never repeat a track
+    assert len(radio.feedback) == len(radio.sequences)
+    for sequence, feedback in zip(radio.sequences, radio.feedback):
+        assert feedback.dtype == np.int8 and feedback.shape == sequence.shape and set(np.unique(feedback)) <= {0, 1}
+    replaced = np.concatenate(radio.sequences) != np.concatenate(catalog.sequences)
+    assert 0.2 < replaced.mean() < SKIPS.skips.stray_prob  # strays that would repeat a track are not played
+    again = generate_catalog(SKIPS)
+    assert all(np.array_equal(a, b) for a, b in zip(again.feedback, radio.feedback))
+    other = generate_catalog(dataclasses.replace(SKIPS, seed=4))
+    assert not all(len(a) == len(b) and np.array_equal(a, b) for a, b in zip(other.feedback, radio.feedback))
+
+
+def _expected_skip(base: float, appeal: float) -> float:
+    """E[sigmoid(logit(base) - appeal * z)] for z ~ N(0, 1), by Gauss-Hermite quadrature."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
+    logit = np.log(base / (1 - base)) - appeal * nodes
+    return float((weights / weights.sum() * (1 / (1 + np.exp(-logit)))).sum())
+
+
+def test_skip_chance_follows_fit_to_the_session_taste(catalog: Dataset, radio: Dataset) -> None:
+    subgenre = _column(catalog, "subgenre")
+    tracks, original = np.concatenate(radio.sequences), np.concatenate(catalog.sequences)
+    skipped = np.concatenate(radio.feedback) == 0
+    fit = subgenre[tracks] == subgenre[original]  # the session's taste at a step: the generator's sub-genre
+    config = SKIPS.skips
+    for mask, base in ((fit, config.fit_skip_prob), (~fit, config.misfit_skip_prob)):
+        expected, n = _expected_skip(base, config.appeal), mask.sum()
+        assert abs(skipped[mask].mean() - expected) < 4 * np.sqrt(expected * (1 - expected) / n) + 0.02, (base, n)
+    assert skipped[~fit].mean() > skipped[fit].mean() + 0.4
+
+
+def test_skip_config_checks_name_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"^dataset\.skips\.stray_prob: expected a number in \[0, 1\]"):
+        CatalogConfig(skips={"enabled": True, "stray_prob": 1.5})
+    with pytest.raises(ConfigError, match=r"^dataset\.skips\.appeal"):
+        SkipConfig(appeal=-1.0)
+    with pytest.raises(ConfigError, match="dataset.skips: unknown key 'rate'"):
+        build(CatalogConfig, {"skips": {"rate": 0.1}}, "dataset")
+    assert build(CatalogConfig, {"skips": {"enabled": True}}, "dataset").skips.enabled
+
+
+def test_feedback_survives_save_and_load(radio: Dataset, tmp_path) -> None:
+    radio.save(tmp_path)
+    loaded = Dataset.load(tmp_path)
+    assert all(np.array_equal(a, b) and a.dtype == np.int8 for a, b in zip(loaded.feedback, radio.feedback))

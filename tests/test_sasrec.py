@@ -1,16 +1,33 @@
-"""SASRec on a tiny catalogue with a learnable rule: item i is followed by (i + 1) mod 30, with noise."""
+"""SASRec on a tiny catalogue with a learnable rule: item i is followed by (i + 1) mod 30, with noise;
+semantic-ID and attribute item representations; training on played/skipped feedback of the radio catalog,
+stratified AUC, two Ray Train workers against one process, resume, and bad input."""
 
 from __future__ import annotations
+
+import dataclasses
+import itertools
 
 import numpy as np
 import pytest
 import torch
 
 from raysid.config import ConfigError, build
+from raysid.data.catalog import CatalogConfig, SkipConfig, generate_catalog
 from raysid.data.dataset import EvalSet
+from raysid.data.splits import FeedbackSet, SplitConfig, make_feedback_splits
+from raysid.distributed import Session, TrainingConfig
 from raysid.features.collaborative import collaborative_embeddings
+from raysid.metrics.auc import evaluate_feedback
 from raysid.recommenders.base import Recommender, resolve_device, validate_histories
-from raysid.recommenders.sasrec import SASRec, SASRecConfig
+from raysid.recommenders.sasrec import (
+    SASRec,
+    SASRecConfig,
+    SASRecRecommenderConfig,
+    SASRecTraining,
+    training_data,
+)
+from raysid.semantic_ids.table import SemanticIds
+from raysid.tokenizers.random_ids import RandomConfig, RandomTokenizer
 
 torch.set_num_threads(1)
 
@@ -166,3 +183,247 @@ def test_collaborative_embeddings_keep_unseen_rows_initial(train) -> None:
     assert embeddings.shape == (num_items, 32) and embeddings.dtype == np.float32
     np.testing.assert_array_equal(embeddings[NUM_ITEMS:], initial[NUM_ITEMS:])
     assert not np.allclose(embeddings[:NUM_ITEMS], initial[:NUM_ITEMS])
+
+
+# --- item representations: semantic IDs and attribute components ----------------------------------
+
+ARTIST = np.arange(NUM_ITEMS) // 3  # 10 "artists" of 3 consecutive items
+GENRE = np.arange(NUM_ITEMS) // 10  # 3 "genres"
+
+
+def v0_identifiers(num_items: int = NUM_ITEMS, sizes: tuple[int, ...] = (6, 5)) -> SemanticIds:
+    """'v0' identifiers: the random tokenizer's codes plus the tie-break digit."""
+    features = {"x": np.zeros((num_items, 2), np.float32)}
+    tokenizer = RandomTokenizer(RandomConfig(codebook_sizes=sizes, seed=3)).fit(features, np.arange(num_items))
+    return SemanticIds.from_codes(tokenizer.encode(features), tokenizer.position_names, tokenizer.codebook_sizes)
+
+
+def network_parameters(h: int, layers: int, max_length: int) -> int:
+    """Position table + per block (attention in/out projections, two feed-forward layers of width h, two
+    layer norms) + the final layer norm, counted by hand."""
+    block = (3 * h * h + 3 * h) + (h * h + h) + 2 * (h * h + h) + 2 * 2 * h
+    return max_length * h + layers * block + 2 * h
+
+
+def test_sid_item_is_the_sum_of_its_code_and_attribute_embeddings_in_and_out() -> None:
+    sids = v0_identifiers()
+    config = SASRecConfig(item_representation="sid", components=("artist",), device="cpu")
+    model = SASRec(config, NUM_ITEMS, sids=sids, attributes={"artist": ARTIST, "unused": GENRE})
+    tables = [t.weight.detach().numpy() for t in model.model.code_embeddings]
+    artist = model.model.attribute_embeddings["artist"].weight.detach().numpy()
+    expected = sum(tables[p][sids.codes[:, p]] for p in range(sids.num_positions)) + artist[ARTIST]  # (items, h)
+    np.testing.assert_allclose(model.item_embeddings(), expected, rtol=1e-6, atol=1e-7)
+    inputs = model.model.item_vectors(torch.arange(1, NUM_ITEMS + 1)).detach().numpy()  # the input side
+    np.testing.assert_allclose(inputs, expected, rtol=1e-6, atol=1e-7)
+    histories = held_out(6, seed=7).histories
+    scores = model.score_items(histories, [np.arange(NUM_ITEMS)] * len(histories))  # output side: <h, e_j>
+    ranked = model.recommend(histories, 5)
+    np.testing.assert_array_equal(np.stack([np.argsort(-s, kind="stable")[:5] for s in scores]), ranked)
+
+
+def test_parameter_counts_by_hand() -> None:
+    sids, h = v0_identifiers(), 32
+    network = network_parameters(h, layers=2, max_length=50)
+    baseline = SASRec(SASRecConfig(device="cpu"), NUM_ITEMS)
+    assert baseline.parameter_counts() == {"item": (NUM_ITEMS + 1) * h, "other": network, "total": (NUM_ITEMS + 1) * h + network}
+    semantic = SASRec(SASRecConfig(item_representation="sid", device="cpu"), NUM_ITEMS, sids=sids)
+    assert semantic.parameter_counts()["item"] == sum(sids.codebook_sizes) * h  # k per position, no item table
+    decomposed = SASRecRecommenderConfig(item_representation="sid", components=("artist", "genre"), device="cpu")
+    model = SASRec(decomposed, NUM_ITEMS, sids=sids, attributes={"artist": ARTIST, "genre": GENRE})
+    assert model.parameter_counts() == {
+        "item": (sum(sids.codebook_sizes) + 10 + 3) * h,
+        "other": network + 2 * h,  # + the played/skipped input embedding
+        "total": model.num_parameters(),
+    }
+
+
+@pytest.fixture(scope="module")
+def trained_sid(train: list[np.ndarray]) -> SASRec:
+    model = SASRec(dataclasses.replace(FAST, item_representation="sid", components=("genre",)), NUM_ITEMS,
+                   sids=v0_identifiers(), attributes={"genre": GENRE})
+    return model.fit(train)
+
+
+def test_sid_representation_learns_the_rule(trained_sid: SASRec) -> None:
+    assert hit_rate_at_1(trained_sid, held_out(100, seed=1)) > 0.5  # chance: 1/30; 30 items share 6 + 5 codes
+
+
+def test_sid_save_load_round_trip(trained_sid: SASRec, tmp_path) -> None:
+    trained_sid.save(tmp_path / "sid.pt")
+    loaded = SASRec.load(tmp_path / "sid.pt")
+    histories = held_out(20, seed=5).histories
+    np.testing.assert_array_equal(loaded.recommend(histories, 10), trained_sid.recommend(histories, 10))
+    np.testing.assert_array_equal(loaded.sids.codes, trained_sid.sids.codes)
+    assert loaded.config == trained_sid.config and loaded.parameter_counts() == trained_sid.parameter_counts()
+
+
+# --- played / skipped feedback on the radio catalog -------------------------------------------------
+
+RADIO = CatalogConfig(
+    num_tracks=200, num_playlists=400, num_genres=3, subgenres_per_genre=2, num_artists=30, max_length=20,
+    skips=SkipConfig(enabled=True, misfit_skip_prob=0.9, fit_skip_prob=0.05, appeal=0.5), seed=0,
+)
+FEEDBACK = SASRecRecommenderConfig(hidden_size=16, num_layers=1, max_length=20, epochs=10, batch_size=64,
+                                   learning_rate=1e-2, dropout=0.1, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def radio():
+    return make_feedback_splits(generate_catalog(RADIO), SplitConfig(feedback_period=4))
+
+
+@pytest.fixture(scope="module")
+def trained_radio(radio):
+    model = SASRec(FEEDBACK, RADIO.num_tracks)
+    before = evaluate_feedback(model, radio.test, ks=(10,))
+    reports: list[tuple[int, dict[str, float]]] = []
+    model.fit(radio.train, valid=radio.valid, feedback=radio.train_feedback, on_epoch=lambda e, m: reports.append((e, m)))
+    return model, before, reports
+
+
+def brute_force_stratified_auc(scores: list[np.ndarray], labels: list[np.ndarray]) -> float:
+    """Mean over sessions with both classes of the share of (played, skipped) pairs ordered right (ties 1/2)."""
+    per_session = []
+    for score, label in zip(scores, labels):
+        pairs = list(itertools.product(score[label == 1], score[label == 0]))
+        if pairs:
+            per_session.append(np.mean([1.0 if p > s else 0.5 if p == s else 0.0 for p, s in pairs]))
+    return float(np.mean(per_session))
+
+
+def test_feedback_training_separates_played_from_skipped(trained_radio, radio) -> None:
+    model, before, reports = trained_radio
+    after = evaluate_feedback(model, radio.test, ks=(10,))
+    assert abs(before["auc"] - 0.5) < 0.1  # untrained: chance
+    assert after["auc"] > 0.62 and after["auc"] > before["auc"] + 0.1
+    assert after["hr@10"] > before["hr@10"] + 0.05  # the next played track, full-catalogue ranking
+    scores = model.score_items(radio.test.histories, radio.test.items, radio.test.history_feedback)
+    assert after["auc"] == pytest.approx(brute_force_stratified_auc(scores, radio.test.feedback), abs=1e-12)
+    assert after["auc_sessions"] == sum(1 for f in radio.test.feedback if 0 < f.sum() < len(f))
+    assert after["auc_sessions/len_3-5"] + after["auc_sessions/len_6-10"] + after["auc_sessions/len_11-inf"] == after["auc_sessions"]
+    assert [e for e, _ in reports] == list(range(1, FEEDBACK.epochs + 1))
+    assert all(set(m) == {"train/loss", "valid/auc", "valid/auc_sessions"} for _, m in reports)
+    assert reports[-1][1]["valid/auc"] > reports[0][1]["valid/auc"] + 0.1
+    assert reports[-1][1]["train/loss"] < reports[0][1]["train/loss"]
+
+
+def test_history_feedback_reaches_the_model(trained_radio, radio) -> None:
+    model, _, _ = trained_radio
+    histories, items = radio.test.histories[:10], radio.test.items[:10]
+    played = model.score_items(histories, items, [np.ones(len(h), np.int8) for h in histories])
+    skipped = model.score_items(histories, items, [np.zeros(len(h), np.int8) for h in histories])
+    assert not all(np.allclose(a, b) for a, b in zip(played, skipped))
+    np.testing.assert_array_equal(np.concatenate(model.score_items(histories, items)), np.concatenate(played))
+
+
+def test_bce_targets_skips_and_cross_entropy_ignores_them() -> None:
+    sequences, feedback = [np.array([0, 1, 2, 3])], [np.array([1, 0, 1, 0], np.int8)]
+    bce = training_data(sequences, feedback, max_length=4, loss="bce")
+    assert bce.inputs.tolist() == [[0, 1, 2, 3]] and bce.input_feedback.tolist() == [[1, 1, 0, 1]]
+    assert bce.targets.tolist() == [[-100, 1, 2, 3]] and bce.labels.tolist() == [[1.0, 0.0, 1.0, 0.0]]
+    cross_entropy = training_data(sequences, feedback, max_length=4, loss="cross_entropy")
+    assert cross_entropy.targets.tolist() == [[-100, -100, 2, -100]]
+
+
+# --- Ray Train: two workers against one process; resume ---------------------------------------------
+
+TINY = dataclasses.replace(FEEDBACK, hidden_size=8, epochs=2, batch_size=32, dropout=0.0, negative_samples=2)
+
+
+def test_two_ray_workers_match_one_process(ray_local, radio, tmp_path) -> None:
+    """Without dropout, DDP over two shards of each global batch follows the same trajectory as one process."""
+    train, feedback = radio.train[:101], radio.train_feedback[:101]  # an odd count: shards of unequal size
+    local_reports, ray_reports = [], []
+    local = SASRec(TINY, RADIO.num_tracks).fit(train, radio.valid, lambda e, m: local_reports.append((e, m)),
+                                                feedback=feedback)
+    config = TrainingConfig(ray=True, num_workers=2, resources_per_worker={"CPU": 0.5}, storage_path=str(tmp_path))
+    distributed = SASRec(TINY, RADIO.num_tracks).fit(train, radio.valid, lambda e, m: ray_reports.append((e, m)),
+                                                      training=config, feedback=feedback)
+    assert [e for e, _ in ray_reports] == [e for e, _ in local_reports] == [1, 2]
+    for (_, ours), (_, theirs) in zip(ray_reports, local_reports):
+        assert set(ours) == set(theirs) == {"train/loss", "valid/auc", "valid/auc_sessions"}
+        assert ours["valid/auc_sessions"] == theirs["valid/auc_sessions"]
+        assert ours["train/loss"] == pytest.approx(theirs["train/loss"], rel=1e-4)
+    h = TINY.hidden_size
+    for name, value in local.model.state_dict().items():
+        theirs = distributed.model.state_dict()[name]
+        if name.endswith("in_proj_bias"):  # the key bias has a zero gradient; Adam turns float noise into steps
+            value, theirs = torch.cat([value[:h], value[2 * h :]]), torch.cat([theirs[:h], theirs[2 * h :]])
+        torch.testing.assert_close(theirs, value, rtol=1e-4, atol=1e-5)
+    assert evaluate_feedback(distributed, radio.test)["auc"] == pytest.approx(evaluate_feedback(local, radio.test)["auc"], abs=0.02)
+
+
+def test_resume_from_an_epoch_state_continues_exactly(radio) -> None:
+    config = dataclasses.replace(TINY, dropout=0.2)  # dropout draws must resume too
+    train, feedback = radio.train[:60], radio.train_feedback[:60]
+    whole = SASRec(config, RADIO.num_tracks).fit(train, feedback=feedback)
+    first = SASRec(dataclasses.replace(config, epochs=1), RADIO.num_tracks)
+    data = training_data(train, feedback, config.max_length, config.loss)
+    session = Session(0, 1, torch.device("cpu"), "fp32", None)
+    SASRecTraining(first, data, None, None)(session)
+    resumed = Session(0, 1, torch.device("cpu"), "fp32", session.state)
+    SASRecTraining(SASRec(config, RADIO.num_tracks), data, None, None)(resumed)
+    assert [e for e, _ in resumed.reports] == [2]
+    for name, value in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.state["model"][name], value, rtol=0, atol=0)
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+
+
+def test_bad_training_input_names_the_sequence(train) -> None:
+    model = SASRec(dataclasses.replace(FAST, epochs=1), NUM_ITEMS)
+    feedback = [np.ones(len(s), np.int8) for s in train[:5]]
+    feedback[3] = feedback[3][:-1]
+    with pytest.raises(ValueError, match=r"feedback: sequence 3 has 20 items but feedback of shape \(19,\)"):
+        model.fit(train[:5], feedback=feedback)
+    with pytest.raises(ValueError, match="feedback: 4 feedback arrays for 5 sequences"):
+        model.fit(train[:5], feedback=feedback[:4])
+    with pytest.raises(ValueError, match=f"training sequence 1 holds item id {NUM_ITEMS}, outside the catalogue"):
+        model.fit([np.array([1, 2]), np.array([3, NUM_ITEMS])])
+    with pytest.raises(ValueError, match="at least one training sequence of two or more items"):
+        model.fit([])
+    bce = SASRec(SASRecRecommenderConfig(negative_samples=0, epochs=1, device="cpu"), NUM_ITEMS)
+    with pytest.raises(ValueError, match="recommender.negative_samples: loss 'bce' without skipped tracks"):
+        bce.fit(train[:5])
+    with pytest.raises(ValueError, match="the validation set is empty"):
+        model.fit(train[:5], valid=EvalSet([], np.zeros(0, np.int64)))
+    one_class = FeedbackSet([np.array([1])], [np.array([1])], [np.array([2, 3])], [np.array([1, 1])])
+    with pytest.raises(ValueError, match="no session has both a played and a skipped track"):
+        model.fit(train[:5], valid=one_class)
+
+
+def test_identifier_tables_must_cover_the_catalogue() -> None:
+    sid = SASRecConfig(item_representation="sid", device="cpu")
+    with pytest.raises(ValueError, match="covers 25 items but the catalogue has 30"):
+        SASRec(sid, NUM_ITEMS, sids=v0_identifiers(25))
+    with pytest.raises(ValueError, match="collaborative.item_representation: 'sid' needs a SemanticIds table"):
+        SASRec(sid, NUM_ITEMS)
+    with pytest.raises(ValueError, match=r"components: 'genre' needs an item attribute of that name; got \['artist'\]"):
+        SASRec(SASRecConfig(components=("genre",), device="cpu"), NUM_ITEMS, attributes={"artist": ARTIST})
+    with pytest.raises(ValueError, match="item attribute 'artist' must be 30 integers >= 0"):
+        SASRec(SASRecConfig(components=("artist",), device="cpu"), NUM_ITEMS, attributes={"artist": ARTIST[:-1]})
+    with pytest.raises(ConfigError, match="collaborative.item_representation: collaborative embeddings are one"):
+        collaborative_embeddings([np.array([0, 1])], NUM_ITEMS, sid)
+
+
+def test_scoring_unknown_items_names_the_session(trained) -> None:
+    model, _, _ = trained
+    with pytest.raises(ValueError, match=f"items of session 1 hold item id {NUM_ITEMS}"):
+        model.score_items([np.array([0]), np.array([1])], [np.array([2]), np.array([3, NUM_ITEMS])])
+    with pytest.raises(ValueError, match="history_feedback: sequence 0 has 2 items"):
+        model.recommend([np.array([0, 1])], 3, history_feedback=[np.array([1])])
+
+
+@pytest.mark.parametrize(
+    ("cls", "fields", "key"),
+    [
+        (SASRecRecommenderConfig, {"item_representation": "sids"}, "recommender.item_representation: got 'sids'"),
+        (SASRecRecommenderConfig, {"loss": "hinge"}, "recommender.loss"),
+        (SASRecRecommenderConfig, {"negative_samples": -1}, "recommender.negative_samples"),
+        (SASRecConfig, {"components": ["artist", "artist"]}, "collaborative.components"),
+    ],
+)
+def test_bad_representation_config_names_the_field(cls, fields, key) -> None:
+    with pytest.raises(ConfigError, match=key):
+        build(cls, fields, cls.section)

@@ -114,3 +114,11 @@ def test_optuna_space_accepts_ranges():
                                    search={"algorithm": "optuna", "num_samples": 4}, report={"rows": ["tokenizer.alpha"]}), "s.yaml")
     config = study.resolve({"tokenizer.alpha": 0.05, "tokenizer.codebook_size": 40, "seed": 0})
     assert config.tokenizer.alpha == 0.05 and config.tokenizer.codebook_size == 40
+
+
+def test_smoke_overrides_do_not_leak_into_a_labelled_section():
+    """A smoke key inside a section an axis label replaces shrinks the smoke run only."""
+    study = load_study(find_study("fusid-recommendation"))
+    point = {"variant": "SASRec", "seed": 0}
+    assert study.resolve(point, smoke=True).recommender.epochs == 1
+    assert study.resolve(point, smoke=False).recommender.epochs == 20

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
@@ -10,7 +11,13 @@ import pytest
 
 from raysid.config import ConfigError, build
 from raysid.data.dataset import Dataset
-from raysid.data.splits import SplitConfig, leave_one_out, make_splits, playlist_split
+from raysid.data.splits import (
+    SplitConfig,
+    leave_one_out,
+    make_feedback_splits,
+    make_splits,
+    playlist_split,
+)
 
 
 def _sequences(lengths: list[int]) -> list[np.ndarray]:
@@ -85,3 +92,60 @@ def test_make_splits_dispatches_on_kind() -> None:
 def test_invalid_split_config_names_the_field(changes: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
         build(SplitConfig, changes, "split")
+
+
+# --- feedback periods (played / skipped) -----------------------------------------------------------
+
+
+def _feedback_dataset(sequences: list[np.ndarray], feedback: list[np.ndarray] | None) -> Dataset:
+    return dataclasses.replace(_dataset(sequences), feedback=feedback)
+
+
+def test_feedback_leave_one_out_by_hand() -> None:
+    sequences = [np.arange(10), np.arange(10, 14)]
+    feedback = [np.array([1, 0, 1, 1, 0, 1, 1, 0, 0, 1], np.int8), np.array([1, 1, 0, 1], np.int8)]
+    splits = make_feedback_splits(_feedback_dataset(sequences, feedback), SplitConfig(feedback_period=2))
+    assert [s.tolist() for s in splits.train] == [[0, 1, 2, 3, 4, 5], [10, 11, 12, 13]]  # too short: trains whole
+    assert [f.tolist() for f in splits.train_feedback] == [[1, 0, 1, 1, 0, 1], [1, 1, 0, 1]]
+    valid, test = splits.valid, splits.test
+    assert len(valid) == len(test) == 1 and splits.kind == "leave_one_out"
+    assert valid.histories[0].tolist() == [0, 1, 2, 3, 4, 5] and valid.history_feedback[0].tolist() == [1, 0, 1, 1, 0, 1]
+    assert valid.items[0].tolist() == [6, 7] and valid.feedback[0].tolist() == [1, 0]
+    assert test.histories[0].tolist() == list(range(8)) and test.items[0].tolist() == [8, 9]
+    assert test.feedback[0].tolist() == [0, 1]
+    next_played = test.next_played()  # HR/NDCG view: the first played track of the period
+    assert next_played.targets.tolist() == [9] and next_played.histories[0].tolist() == list(range(8))
+
+
+def test_feedback_playlist_split_holds_out_the_playlist_splits_playlists() -> None:
+    sequences = _sequences([6, 7, 8, 9, 10] * 8)
+    rng = np.random.default_rng(0)
+    feedback = [rng.integers(0, 2, len(s)).astype(np.int8) for s in sequences]
+    config = SplitConfig(kind="playlist", valid_fraction=0.1, test_fraction=0.2, seed=1, feedback_period=3)
+    splits = make_feedback_splits(_feedback_dataset(sequences, feedback), config)
+    plain = playlist_split(sequences, 0.1, 0.2, seed=1)
+    assert [s.tolist() for s in splits.train] == [s.tolist() for s in plain.train]
+    for held, evalset in ((splits.test, plain.test), (splits.valid, plain.valid)):
+        whole = [h.tolist() + i.tolist() for h, i in zip(held.histories, held.items)]
+        assert whole == [h.tolist() + [t] for h, t in zip(evalset.histories, evalset.targets.tolist())]
+        assert all(len(items) == 3 for items in held.items)
+    by_first = {int(s[0]): f for s, f in zip(sequences, feedback)}
+    assert all(np.array_equal(np.r_[hf, f], by_first[int(h[0])])
+               for h, hf, f in zip(splits.test.histories, splits.test.history_feedback, splits.test.feedback))
+
+
+def test_feedback_splits_fail_clearly() -> None:
+    sequences = _sequences([5, 9])
+    with pytest.raises(ValueError, match="dataset 'tiny' has no feedback"):
+        make_feedback_splits(_feedback_dataset(sequences, None), SplitConfig())
+    misaligned = [np.ones(5, np.int8), np.ones(8, np.int8)]
+    with pytest.raises(ValueError, match="sequence 1 has 9 items but feedback of shape \\(8,\\)"):
+        make_feedback_splits(_feedback_dataset(sequences, misaligned), SplitConfig())
+    bad_value = [np.ones(5, np.int8), np.r_[np.ones(8), 3].astype(np.int8)]
+    with pytest.raises(ValueError, match="sequence 1 has feedback value 3 at position 8"):
+        make_feedback_splits(_feedback_dataset(sequences, bad_value), SplitConfig())
+    short = [np.ones(5, np.int8), np.ones(9, np.int8)]
+    with pytest.raises(ValueError, match="the valid split is empty: no session has more than 10 tracks"):
+        make_feedback_splits(_feedback_dataset(sequences, short), SplitConfig(feedback_period=5))
+    with pytest.raises(ConfigError, match="split.feedback_period"):
+        SplitConfig(feedback_period=0)

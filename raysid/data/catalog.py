@@ -8,6 +8,13 @@ tastes: a popularity-skewed home sub-genre, drift to a related sub-genre of the 
 runs, and Zipf popularity within the current sub-genre, so the next track is predictable from the
 recent ones and a sequential model beats global popularity.
 
+Radio feedback (``skips.enabled``, off by default): a share of the positions after the first play a stray
+track, drawn by popularity from the whole catalog, in place of the session's track, and every track is then
+played or skipped. The skip chance depends on the track's fit to the session's taste (its sub-genre against
+the sub-genre the session was in at that step) and on a hidden per-track appeal, so a sequential model can
+learn it. It draws from its own generator: with skips off the catalog is bit-identical to one generated
+without this feature, and with them on only the replaced tracks change (``Dataset.feedback`` is added).
+
 Everything is vectorised over tracks, and playlists are generated step by step in parallel, so a
 catalog of a million tracks takes seconds (see ``benchmarks/catalog_scale.py``).
 """
@@ -15,12 +22,13 @@ catalog of a million tracks takes seconds (see ``benchmarks/catalog_scale.py``).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
 
-from raysid.config import require
+from raysid.config import build, require
 from raysid.data.dataset import Dataset
 
 _CHUNK = 131_072  # tracks per block when building modality matrices (bounds temporary memory)
@@ -29,6 +37,24 @@ _SUBGENRE_TRIES = 10  # redraws of a sub-genre next track before the exhaustive 
 _TAGS_PER_TRACK = (2, 5)  # inclusive range of tags per track
 _GENRE_TAGS, _SUBGENRE_TAGS = 2, 3  # tags associated with each genre / sub-genre
 _GENRE_TAG_BONUS, _SUBGENRE_TAG_BONUS = 2.0, 3.0  # logit bonus of associated tags
+_SKIP_STREAM = 1  # second entropy word of the skip simulation's generator: np.random.default_rng([seed, 1])
+
+
+@dataclass(frozen=True)
+class SkipConfig:
+    """Simulated radio feedback (played / skipped); config section ``dataset.skips``."""
+
+    enabled: bool = False  # off: no feedback, and the catalog is exactly as without this section
+    stray_prob: float = 0.3  # chance that a position after the first plays a stray track from the whole catalog
+    fit_skip_prob: float = 0.1  # skip chance of a track of average appeal in the session's current sub-genre
+    misfit_skip_prob: float = 0.8  # skip chance of a track of average appeal outside it
+    appeal: float = 0.75  # std of each track's hidden appeal, subtracted from the skip log-odds
+
+    def __post_init__(self) -> None:
+        for name in ("stray_prob", "fit_skip_prob", "misfit_skip_prob"):
+            value = getattr(self, name)
+            require(0.0 <= value <= 1.0, f"dataset.skips.{name}", f"expected a number in [0, 1], got {value}")
+        require(self.appeal >= 0, "dataset.skips.appeal", f"expected a number >= 0, got {self.appeal}")
 
 
 @dataclass(frozen=True)
@@ -51,9 +77,12 @@ class CatalogConfig:
     popularity_exponent: float = 1.0  # Zipf skew of track (within sub-genre) and sub-genre popularity
     same_artist_prob: float = 0.3  # chance the next track is by the previous track's artist
     switch_subgenre_prob: float = 0.1  # chance per step of drifting to another sub-genre of the genre
+    skips: SkipConfig = field(default_factory=SkipConfig)  # simulated played/skipped feedback (off by default)
     seed: int = 0  # the only source of randomness
 
     def __post_init__(self) -> None:
+        if isinstance(self.skips, Mapping):
+            object.__setattr__(self, "skips", build(SkipConfig, self.skips, "dataset.skips"))
         _validate(self)
 
     @property
@@ -109,8 +138,11 @@ def generate_catalog(cfg: CatalogConfig) -> Dataset:
     items = _items_frame(rng, cfg, hierarchy)
     modalities = _modalities(rng, cfg, hierarchy)
     sequences = _playlists(rng, cfg, hierarchy)
+    feedback = None
+    if cfg.skips.enabled:
+        sequences, feedback = _radio_feedback(cfg, hierarchy, sequences)
     meta = {"config": dataclasses.asdict(cfg), "num_subgenres": cfg.num_subgenres}
-    return Dataset(name="catalog", items=items, modalities=modalities, sequences=sequences, meta=meta)
+    return Dataset(name="catalog", items=items, modalities=modalities, sequences=sequences, meta=meta, feedback=feedback)
 
 
 # --- hierarchy and item metadata ------------------------------------------------------------------
@@ -357,3 +389,52 @@ def _unused_track(rng: np.random.Generator, history: np.ndarray, members: np.nda
     if not len(free):
         free = np.setdiff1d(np.arange(num_tracks), history)  # non-empty: max_length <= num_tracks
     return int(rng.choice(free))
+
+
+# --- radio feedback -------------------------------------------------------------------------------
+
+
+def _radio_feedback(cfg: CatalogConfig, h: _Hierarchy, sequences: list[np.ndarray]) -> tuple[list, list]:
+    """Replace some positions by stray tracks, then draw played (1) / skipped (0) for every track.
+
+    The session's taste at a position is the sub-genre of the track the playlist generator chose there. A
+    stray replaces it only when the stray is new to the session (else the position keeps its track). The skip
+    log-odds are logit(fit_skip_prob) for a track of the taste's sub-genre, logit(misfit_skip_prob) otherwise,
+    minus appeal x the track's hidden N(0, 1) appeal. Returns int64 sequences and aligned int8 feedback.
+    """
+    skips, num_tracks = cfg.skips, cfg.num_tracks
+    rng = np.random.default_rng([cfg.seed, _SKIP_STREAM])
+    appeal = rng.standard_normal(num_tracks)  # (tracks,)
+    lengths = np.array([len(s) for s in sequences], dtype=np.int64)
+    session = np.repeat(np.arange(len(sequences)), lengths)  # (positions,) session of each position
+    original = np.concatenate(sequences)  # (positions,)
+    first = np.r_[0, np.cumsum(lengths)[:-1]]  # (sessions,) flat index of each session's first position
+    stray = rng.random(len(original)) < skips.stray_prob
+    stray[first] = False  # the first track sets the taste
+    candidate = rng.choice(num_tracks, size=len(original), p=_track_share(h))  # (positions,)
+    stray &= _new_to_session(session, original, candidate, stray, num_tracks)
+    tracks = np.where(stray, candidate, original)
+    fit = h.track_subgenre[tracks] == h.track_subgenre[original]  # (positions,)
+    base = np.clip(np.where(fit, skips.fit_skip_prob, skips.misfit_skip_prob), 1e-9, 1 - 1e-9)
+    log_odds = np.log(base / (1 - base)) - skips.appeal * appeal[tracks]
+    skipped = rng.random(len(tracks)) < 1.0 / (1.0 + np.exp(-log_odds))
+    split = np.cumsum(lengths)[:-1]
+    return np.split(tracks.astype(np.int64), split), np.split((~skipped).astype(np.int8), split)
+
+
+def _track_share(h: _Hierarchy) -> np.ndarray:
+    """(tracks,) float64 probability of each track in a popularity-weighted draw from the whole catalog."""
+    sub_total = np.bincount(h.track_subgenre, weights=h.track_weight, minlength=len(h.subgenre_weight))
+    share = h.subgenre_weight[h.track_subgenre] * h.track_weight / sub_total[h.track_subgenre]
+    return share / share.sum()
+
+
+def _new_to_session(session: np.ndarray, original: np.ndarray, candidate: np.ndarray, stray: np.ndarray,
+                    num_tracks: int) -> np.ndarray:
+    """(positions,) bool: the candidate is in neither the session's tracks nor an earlier stray of it."""
+    original_keys = session * num_tracks + original  # (positions,) one key per (session, track)
+    candidate_keys = np.where(stray, session * num_tracks + candidate, -1 - np.arange(len(candidate)))
+    _, first_use = np.unique(candidate_keys, return_index=True)
+    unique = np.zeros(len(candidate), dtype=bool)
+    unique[first_use] = True  # the first stray of a track in a session; later ones would repeat it
+    return unique & ~np.isin(candidate_keys, original_keys)

@@ -1,19 +1,35 @@
-"""SASRec (Kang & McAuley 2018): a causal self-attention encoder over item-id sequences.
+"""SASRec (Kang & McAuley 2018) with the item representations of Semantic IDs for Music Recommendation.
 
-Items are embedded (id + 1; row 0 is padding), summed with a learned position embedding, passed through
-pre-norm causal Transformer blocks and a final layer norm. The score of item j after position t is the
-dot product of the hidden state at t with item j's input embedding (shared input/output embeddings).
-Training is next-item cross-entropy over the full catalogue at every position. MusicRec takes the learned
-32-d item embeddings as its collaborative (CF) signal; see ``raysid.features.collaborative``.
+An item's embedding is
+- ``item_representation: id``: a learned embedding per item (the baseline; MusicRec's 32-d collaborative
+  embeddings are these rows, see ``raysid.features.collaborative``), or
+- ``item_representation: sid``: the sum of the item's semantic-ID code embeddings, one table of k_p rows per
+  identifier position p (the n codes and the tie-break digit, if the table has one). 'v0' random and 'v1'
+  trained identifiers are used alike: the model only sees the ``SemanticIds`` table it is given,
+plus, for each name in ``components``, a learned embedding of that item attribute (the paper's "song
+decomposition": artist and genre). Input and output share the composed embedding (as SASRec shares its item
+embeddings): the score of item j after position t is <h_t, e_j>. With ``feedback_inputs`` each history item
+also carries a learned played/skipped embedding.
+
+Losses (``loss``):
+- ``cross_entropy``: next-item softmax over the full catalogue at every position whose next item was played.
+- ``bce``: sigmoid(<h_t, e_next>) against the next item's feedback, 1 played / 0 skipped (real negatives as
+  targets, Mei et al. 2024, the model the semantic-ID paper builds on), plus ``negative_samples`` random
+  catalogue items per position labelled 0 (SASRec's original loss). Without feedback every item is played.
+
+Training runs through ``raysid.distributed.run_training``: in this process by default, or as DDP on Ray Train
+workers; every worker draws the same global batch order from the seeded generator and trains its shard, and
+the loss is scaled so that DDP's gradient average equals the gradient of the global batch's mean loss.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -22,78 +38,162 @@ from torch import nn
 
 from raysid.config import require
 from raysid.data.dataset import EvalSet
-from raysid.recommenders.base import OnEpoch, resolve_device, seed_everything, validate_histories
+from raysid.data.splits import FeedbackSet, validate_feedback
+from raysid.distributed import (
+    Session,
+    TrainingConfig,
+    epoch_state,
+    resolve_training,
+    resume,
+    run_training,
+)
+from raysid.metrics.auc import session_auc
+from raysid.recommenders.base import (
+    OnEpoch,
+    resolve_device,
+    seed_everything,
+    validate_histories,
+)
+from raysid.semantic_ids.table import SemanticIds
 
-PAD = 0  # padding index of the internal item embedding; item id i is stored at row i + 1
-IGNORE = -100  # target value of padded positions, skipped by the loss
+PAD = 0  # padding row of the internal item ids; item id i is internal id i + 1
+IGNORE = -100  # target of positions that predict nothing
+PLAYED, SKIPPED = 1, 0  # feedback values (Dataset.feedback)
 
 
 @dataclass(frozen=True)
 class SASRecConfig:
-    """SASRec hyperparameters; config section ``collaborative``."""
+    """SASRec hyperparameters; config section ``collaborative`` (``SASRecRecommenderConfig``: ``recommender``)."""
 
-    hidden_size: int = 32  # d: item/position embedding and hidden size (MusicRec's d_cf = 32)
+    section: ClassVar[str] = "collaborative"  # names the keys in error messages
+
+    hidden_size: int = 32  # h: item/position embedding and hidden size (MusicRec's d_cf = 32)
     num_layers: int = 2  # number of self-attention blocks
     num_heads: int = 2  # attention heads per block; must divide hidden_size
-    max_length: int = 50  # n: sequences are truncated to their last max_length items
+    max_length: int = 50  # sequences are truncated to their last max_length items
     dropout: float = 0.2  # dropout on embeddings, attention and feed-forward outputs
     epochs: int = 20  # passes over the training sequences
-    batch_size: int = 128  # sequences per optimisation step (and per recommend batch)
+    batch_size: int = 128  # sequences per optimisation step (and per inference batch)
     learning_rate: float = 1e-3  # AdamW learning rate
     weight_decay: float = 0.0  # AdamW decoupled weight decay
+    item_representation: Literal["id", "sid"] = "id"  # per-item embedding, or sum of semantic-ID code embeddings
+    components: tuple[str, ...] = ()  # item attributes whose embeddings are added, e.g. ("artist", "genre")
+    loss: Literal["cross_entropy", "bce"] = "cross_entropy"  # next-item softmax, or played/skipped BCE
+    negative_samples: int = 1  # random catalogue items labelled 0 per position (loss "bce")
+    feedback_inputs: bool = False  # add a learned played/skipped embedding to every history item
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used only on CUDA
-    seed: int = 0  # seeds initialisation, dropout and batch order
+    seed: int = 0  # seeds initialisation, dropout, batch order and negative samples
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "components", tuple(self.components))
+        where = self.section
         for name in ("hidden_size", "num_layers", "num_heads", "max_length", "epochs", "batch_size"):
-            require(getattr(self, name) > 0, f"collaborative.{name}", f"must be positive, got {getattr(self, name)}")
+            require(getattr(self, name) > 0, f"{where}.{name}", f"must be positive, got {getattr(self, name)}")
         require(
             self.hidden_size % self.num_heads == 0,
-            "collaborative.hidden_size",
-            f"{self.hidden_size} is not divisible by num_heads={self.num_heads}",
+            f"{where}.hidden_size", f"{self.hidden_size} is not divisible by num_heads={self.num_heads}",
         )
-        require(0.0 <= self.dropout < 1.0, "collaborative.dropout", f"must be in [0, 1), got {self.dropout}")
-        require(self.learning_rate > 0, "collaborative.learning_rate", f"must be positive, got {self.learning_rate}")
-        require(self.weight_decay >= 0, "collaborative.weight_decay", f"must be >= 0, got {self.weight_decay}")
-        require(
-            self.precision in ("fp32", "bf16"),
-            "collaborative.precision",
-            f"got {self.precision!r}; valid choices are: 'fp32', 'bf16'",
-        )
+        require(0.0 <= self.dropout < 1.0, f"{where}.dropout", f"must be in [0, 1), got {self.dropout}")
+        require(self.learning_rate > 0, f"{where}.learning_rate", f"must be positive, got {self.learning_rate}")
+        require(self.weight_decay >= 0, f"{where}.weight_decay", f"must be >= 0, got {self.weight_decay}")
+        for name, choices in (("item_representation", ("id", "sid")), ("loss", ("cross_entropy", "bce")),
+                              ("precision", ("fp32", "bf16"))):
+            value = getattr(self, name)
+            require(value in choices, f"{where}.{name}",
+                    f"got {value!r}; valid choices are: {', '.join(map(repr, choices))}")
+        require(self.negative_samples >= 0, f"{where}.negative_samples", f"must be >= 0, got {self.negative_samples}")
+        names = self.components
+        require(all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names),
+                f"{where}.components", f"expected distinct attribute names, got {list(names)}")
+
+
+@dataclass(frozen=True)
+class SASRecRecommenderConfig(SASRecConfig):
+    """SASRec as a recommender; config section ``recommender`` (kind "sasrec").
+
+    Trains on played and skipped feedback by default: BCE against the next track's feedback, with the
+    played/skipped embedding in the input.
+    """
+
+    section: ClassVar[str] = "recommender"
+
+    loss: Literal["cross_entropy", "bce"] = "bce"
+    feedback_inputs: bool = True
 
 
 class SASRecModel(nn.Module):
-    """Embeddings, causal pre-norm Transformer blocks and a final layer norm."""
+    """Composed item embeddings, causal pre-norm Transformer blocks and a final layer norm.
 
-    def __init__(self, config: SASRecConfig, num_items: int) -> None:
+    ``codes`` (num_items, positions) and ``attributes`` {name: (num_items,)} are int64 tensors in item-id order.
+    """
+
+    def __init__(self, config: SASRecConfig, num_items: int, codes: torch.Tensor | None = None,
+                 codebook_sizes: tuple[int, ...] = (), attributes: Mapping[str, torch.Tensor] | None = None):
         super().__init__()
-        self.num_heads = config.num_heads
-        self.item_embedding = nn.Embedding(num_items + 1, config.hidden_size, padding_idx=PAD)
-        self.position_embedding = nn.Embedding(config.max_length, config.hidden_size)
+        hidden, attributes = config.hidden_size, dict(attributes or {})
+        self.num_heads, self.num_items, self.representation = config.num_heads, num_items, config.item_representation
+        if self.representation == "id":
+            self.item_embedding = nn.Embedding(num_items + 1, hidden, padding_idx=PAD)
+        else:
+            self.code_embeddings = nn.ModuleList(nn.Embedding(size, hidden) for size in codebook_sizes)
+            self.register_buffer("codes", _with_padding_row(codes), persistent=False)  # (items + 1, positions)
+        self.position_embedding = nn.Embedding(config.max_length, hidden)
         self.dropout = nn.Dropout(config.dropout)
         block = nn.TransformerEncoderLayer(
-            d_model=config.hidden_size,
+            d_model=hidden,
             nhead=config.num_heads,
-            dim_feedforward=config.hidden_size,  # SASRec's point-wise feed-forward keeps width d
+            dim_feedforward=hidden,  # SASRec's point-wise feed-forward keeps width h
             dropout=config.dropout,
             batch_first=True,
             norm_first=True,
         )
-        self.blocks = nn.TransformerEncoder(
-            block, config.num_layers, norm=nn.LayerNorm(config.hidden_size), enable_nested_tensor=False
+        self.blocks = nn.TransformerEncoder(block, config.num_layers, norm=nn.LayerNorm(hidden), enable_nested_tensor=False)
+        self.attribute_embeddings = nn.ModuleDict(
+            {name: nn.Embedding(int(values.max()) + 1, hidden) for name, values in attributes.items()}
         )
-        nn.init.normal_(self.item_embedding.weight, std=0.02)
-        nn.init.normal_(self.position_embedding.weight, std=0.02)
-        with torch.no_grad():
-            self.item_embedding.weight[PAD].zero_()
+        for name, values in attributes.items():
+            self.register_buffer(f"attribute_{name}", _with_padding_row(values), persistent=False)  # (items + 1,)
+        self.feedback_embedding = nn.Embedding(2, hidden) if config.feedback_inputs else None
+        self._initialise()
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """(batch, seq) left-padded internal ids -> (batch, seq, hidden) hidden states."""
+    def _initialise(self) -> None:
+        """N(0, 0.02²) for every embedding table; the id table's padding row stays zero."""
+        tables = [self.item_embedding] if self.representation == "id" else list(self.code_embeddings)
+        tables += [self.position_embedding, *self.attribute_embeddings.values()]
+        tables += [self.feedback_embedding] if self.feedback_embedding is not None else []
+        for table in tables:
+            nn.init.normal_(table.weight, std=0.02)
+        if self.representation == "id":
+            with torch.no_grad():
+                self.item_embedding.weight[PAD].zero_()
+
+    def item_vectors(self, ids: torch.Tensor) -> torch.Tensor:
+        """(...) internal ids -> (..., hidden) composed item embeddings (padding is masked by the caller)."""
+        if self.representation == "id":
+            vectors = self.item_embedding(ids)
+        else:
+            codes = self.codes[ids]  # (..., positions)
+            vectors = sum(table(codes[..., p]) for p, table in enumerate(self.code_embeddings))
+        for name, table in self.attribute_embeddings.items():
+            vectors = vectors + table(getattr(self, f"attribute_{name}")[ids])
+        return vectors
+
+    def output_table(self) -> torch.Tensor:
+        """(num_items, hidden) every item's composed embedding in item-id order, the same as the input's."""
+        if self.representation == "id" and not self.attribute_embeddings:
+            return self.item_embedding.weight[1:]
+        return self.item_vectors(torch.arange(1, self.num_items + 1, device=self.position_embedding.weight.device))
+
+    def forward(self, inputs: torch.Tensor, feedback: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(batch, seq) left-padded internal ids and their feedback (1 played / 0 skipped; None = all played)
+        -> (batch, seq, hidden) hidden states and the (num_items, hidden) output item table."""
         positions = torch.arange(inputs.shape[1], device=inputs.device)  # (seq,)
-        x = self.item_embedding(inputs) + self.position_embedding(positions)  # (batch, seq, hidden)
+        x = self.item_vectors(inputs) + self.position_embedding(positions)  # (batch, seq, hidden)
+        if self.feedback_embedding is not None:
+            x = x + self.feedback_embedding(torch.full_like(inputs, PLAYED) if feedback is None else feedback)
         x = self.dropout(x) * (inputs != PAD).unsqueeze(-1)  # padded positions stay zero
-        return self.blocks(x, mask=self.attention_mask(inputs))
+        return self.blocks(x, mask=self.attention_mask(inputs)), self.output_table()
 
     def attention_mask(self, inputs: torch.Tensor) -> torch.Tensor:
         """(batch * heads, seq, seq) bool, True = blocked: future positions and padded keys.
@@ -107,9 +207,10 @@ class SASRecModel(nn.Module):
         blocked = (future | padded_keys) & ~itself  # (batch, seq, seq)
         return blocked.repeat_interleave(self.num_heads, dim=0)
 
-    def scores(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(..., hidden) -> (..., num_items) dot products with every item's embedding."""
-        return hidden @ self.item_embedding.weight[1:].T
+
+def _with_padding_row(values: torch.Tensor) -> torch.Tensor:
+    """Prepend a zero row so that internal id i + 1 indexes item i."""
+    return torch.cat([torch.zeros_like(values[:1]), values])
 
 
 def left_pad(sequences: list[np.ndarray], length: int, pad: int) -> torch.Tensor:
@@ -122,144 +223,408 @@ def left_pad(sequences: list[np.ndarray], length: int, pad: int) -> torch.Tensor
     return torch.from_numpy(out)
 
 
-def training_pairs(sequences: list[np.ndarray], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs (internal ids) and next-item targets, each (sequences, max_length), from the last
-    max_length + 1 items of every sequence of two or more items."""
-    windows = [np.asarray(s, dtype=np.int64)[-(max_length + 1) :] for s in sequences if len(s) >= 2]
-    inputs = left_pad([w[:-1] + 1 for w in windows], max_length, PAD)
-    targets = left_pad([w[1:] for w in windows], max_length, IGNORE)
-    return inputs, targets
+@dataclass(frozen=True)
+class TrainingData:
+    """Next-item pairs of every sequence's last max_length + 1 items; each tensor (windows, max_length)."""
+
+    inputs: torch.Tensor  # int64 internal ids (item id + 1), PAD on the left
+    input_feedback: torch.Tensor  # int64 feedback of each input item (PLAYED at padding)
+    targets: torch.Tensor  # int64 next item id, IGNORE where the position predicts nothing
+    labels: torch.Tensor  # float32 next item's feedback
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+def training_data(sequences: list[np.ndarray], feedback: list[np.ndarray], max_length: int, loss: str) -> TrainingData:
+    """Pairs of every sequence of two or more items; "cross_entropy" predicts only played next items.
+
+    Windows without any target (every next item skipped, under "cross_entropy") are dropped.
+    """
+    kept = [i for i, s in enumerate(sequences) if len(s) >= 2]
+    items = [np.asarray(sequences[i], dtype=np.int64)[-(max_length + 1) :] for i in kept]
+    labels = [np.asarray(feedback[i], dtype=np.int64)[-(max_length + 1) :] for i in kept]
+    targets = left_pad([w[1:] for w in items], max_length, IGNORE)
+    next_feedback = left_pad([f[1:] for f in labels], max_length, PLAYED)
+    if loss == "cross_entropy":
+        targets[next_feedback == SKIPPED] = IGNORE
+    rows = (targets != IGNORE).any(dim=1)
+    return TrainingData(
+        inputs=left_pad([w[:-1] + 1 for w in items], max_length, PAD)[rows],
+        input_feedback=left_pad([f[:-1] for f in labels], max_length, PLAYED)[rows],
+        targets=targets[rows],
+        labels=next_feedback[rows].float(),
+    )
+
+
+def global_batches(order: torch.Tensor, batch_size: int, world_size: int) -> list[torch.Tensor]:
+    """Split ``order`` into batches; with several workers a last batch smaller than the world joins the one before."""
+    batches = list(order.split(batch_size))
+    if len(batches) > 1 and len(batches[-1]) < world_size:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
+EpochEval = Callable[["SASRec"], dict[str, float]]
 
 
 class SASRec:
-    """SASRec behind the ``Recommender`` contract; ``item_embeddings()`` gives the CF embeddings."""
+    """SASRec behind the ``Recommender`` contract; ``score_items`` feeds the stratified AUC."""
 
     name = "sasrec"
 
-    def __init__(self, config: SASRecConfig, num_items: int) -> None:
+    def __init__(self, config: SASRecConfig, num_items: int, sids: SemanticIds | None = None,
+                 attributes: Mapping[str, np.ndarray] | None = None) -> None:
+        """``sids`` (item_representation "sid") must cover the catalogue; ``attributes`` maps every name in
+        ``config.components`` to a (num_items,) array of non-negative integer values (a Polars frame of item
+        columns works too)."""
         require(num_items > 0, "num_items", f"must be positive, got {num_items}")
         self.config = config
         self.num_items = num_items
+        self.sids = _check_sids(config, num_items, sids)
+        self.attributes = _check_attributes(config, num_items, attributes)
         self.device = resolve_device(config.device)
         seed_everything(config.seed)
-        self.model = SASRecModel(config, num_items).to(self.device)
+        codes = torch.tensor(self.sids.codes) if self.sids is not None else None
+        sizes = self.sids.codebook_sizes if self.sids is not None else ()
+        tensors = {name: torch.tensor(values) for name, values in self.attributes.items()}
+        self.model = SASRecModel(config, num_items, codes, sizes, tensors).to(self.device)
+
+    def to(self, device: torch.device | str) -> SASRec:
+        """Move the model (and its identifier and attribute tables) to ``device``."""
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        return self
+
+    # ---------------------------------------------------------------------------------------- training
 
     def fit(
         self,
         train_sequences: list[np.ndarray],
-        valid: EvalSet | None = None,
+        valid: EvalSet | FeedbackSet | None = None,
         on_epoch: OnEpoch | None = None,
+        training: TrainingConfig | None = None,
+        feedback: list[np.ndarray] | None = None,
+        epoch_eval: EpochEval | None = None,
     ) -> SASRec:
-        """Train from the current weights; sequences shorter than two items carry no pair and are skipped."""
-        sequences = [s for s in train_sequences if len(s) >= 2]
-        if not sequences:
-            raise ValueError("SASRec needs at least one training sequence of two or more items")
-        validate_histories(sequences, self.num_items)
+        """Train from the current weights, in this process or on Ray Train workers as ``training`` says.
+
+        ``feedback``: one 0/1 array per training sequence, aligned with it (1 played, 0 skipped); without it
+        every track counts as played. ``valid``: an EvalSet reports ``valid/loss`` (cross-entropy of the
+        held-out item), a FeedbackSet ``valid/auc`` and ``valid/auc_sessions`` after every epoch.
+        ``epoch_eval(recommender)`` runs on rank 0 after every epoch and its metrics join the report.
+        Sequences shorter than two items carry no pair and are skipped.
+        """
+        _check_sequences(train_sequences, self.num_items)
+        if feedback is None:
+            feedback = [np.full(len(s), PLAYED, dtype=np.int8) for s in train_sequences]
+        validate_feedback(train_sequences, feedback, "feedback")
+        config = self.config
+        data = training_data(train_sequences, feedback, config.max_length, config.loss)
+        if not len(data):
+            raise ValueError("SASRec needs at least one training sequence of two or more items "
+                             "(with a played next item under loss 'cross_entropy')")
+        if config.loss == "bce" and config.negative_samples == 0 and bool((data.labels[data.targets != IGNORE] == 1).all()):
+            raise ValueError(f"{config.section}.negative_samples: loss 'bce' without skipped tracks needs "
+                             "negative_samples >= 1 (every label is 'played')")
         if valid is not None:
-            self._validate_eval_set(valid)
-        seed_everything(self.config.seed)
-        inputs, targets = training_pairs(sequences, self.config.max_length)
-        optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay
-        )
-        generator = torch.Generator().manual_seed(self.config.seed)
-        for epoch in range(1, self.config.epochs + 1):
-            metrics = {"train/loss": self._train_epoch(inputs, targets, optimizer, generator)}
-            if valid is not None:
-                metrics["valid/loss"] = self.valid_loss(valid)
-            if on_epoch is not None:
-                on_epoch(epoch, metrics)
+            self._check_valid(valid)
+        run = resolve_training(training or TrainingConfig(precision=config.precision), config.device)
+        state = run_training(SASRecTraining(self, data, valid, epoch_eval), run, on_epoch, name="sasrec")
+        self.model.load_state_dict(state["model"])
         self.model.eval()
         return self
 
-    def _train_epoch(
-        self, inputs: torch.Tensor, targets: torch.Tensor, optimizer: torch.optim.Optimizer, generator: torch.Generator
-    ) -> float:
-        """One shuffled pass; returns the mean cross-entropy per predicted position."""
-        self.model.train()
-        order = torch.randperm(len(inputs), generator=generator)
+    def train_epoch(self, session: Session, model: nn.Module, data: TrainingData, optimizer: torch.optim.Optimizer,
+                    generator: torch.Generator) -> float:
+        """One shuffled pass over this worker's shard of every global batch; the mean loss per prediction."""
+        model.train()
+        order = torch.randperm(len(data), generator=generator)
         total, count = 0.0, 0
-        for start in range(0, len(order), self.config.batch_size):
-            batch = order[start : start + self.config.batch_size]
-            x, y = inputs[batch].to(self.device), targets[batch].to(self.device)  # (batch, seq)
-            with self._autocast():
-                hidden = self.model(x)  # (batch, seq, hidden)
-                real = y != IGNORE  # (batch, seq)
-                logits = self.model.scores(hidden[real])  # (positions, num_items)
-                loss = F.cross_entropy(logits.float(), y[real])
+        for batch in global_batches(order, self.config.batch_size, session.world_size):
+            negatives = self._draw_negatives(len(batch), generator)
+            local = session.shard(torch.arange(len(batch)))
+            predictions = int((data.targets[batch] != IGNORE).sum())  # over the whole global batch
+            with session.autocast():
+                loss, positions = self.batch_loss(model, data, batch[local], None if negatives is None else negatives[local])
+            scaled = loss * (positions * session.world_size / predictions)  # DDP averages: mean over the global batch
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaled.backward()
             optimizer.step()
-            positions = int(real.sum())
             total, count = total + loss.item() * positions, count + positions
-        return total / count
+        sums = session.sums({"loss": total, "positions": float(count)})
+        return sums["loss"] / sums["positions"]
+
+    def _draw_negatives(self, rows: int, generator: torch.Generator) -> torch.Tensor | None:
+        """(rows, max_length, negative_samples) random item ids for loss "bce", the same on every worker."""
+        if self.config.loss != "bce" or self.config.negative_samples == 0:
+            return None
+        shape = (rows, self.config.max_length, self.config.negative_samples)
+        return torch.randint(self.num_items, shape, generator=generator)
+
+    def batch_loss(self, model: nn.Module, data: TrainingData, rows: torch.Tensor,
+                   negatives: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+        """Mean loss per predicted position of ``rows`` and the number of those positions."""
+        device = self.device
+        inputs, input_feedback = data.inputs[rows].to(device), data.input_feedback[rows].to(device)  # (batch, seq)
+        targets, labels = data.targets[rows].to(device), data.labels[rows].to(device)  # (batch, seq)
+        hidden, table = model(inputs, input_feedback)  # (batch, seq, hidden), (items, hidden)
+        real = targets != IGNORE  # (batch, seq)
+        states, positions = hidden[real], int(real.sum())  # (positions, hidden)
+        if self.config.loss == "cross_entropy":
+            return F.cross_entropy((states @ table.T).float(), targets[real]), positions
+        logits = (states * table[targets[real]]).sum(-1).float()  # (positions,)
+        total = F.binary_cross_entropy_with_logits(logits, labels[real], reduction="sum")
+        if negatives is not None:
+            sampled = negatives.to(device)[real]  # (positions, negative_samples)
+            sampled_logits = (states.unsqueeze(1) * table[sampled]).sum(-1).float()  # (positions, negative_samples)
+            keep = sampled != targets[real].unsqueeze(1)  # a sample that is the next item is no negative
+            losses = F.binary_cross_entropy_with_logits(sampled_logits, torch.zeros_like(sampled_logits), reduction="none")
+            total = total + (losses * keep).sum()
+        return total / positions, positions
+
+    def validate(self, valid: EvalSet | FeedbackSet | None, session: Session | None = None) -> dict[str, float]:
+        """The epoch's validation metrics (see ``fit``); each worker scores its shard, then they sum."""
+        if valid is None:
+            return {}
+        if isinstance(valid, FeedbackSet):
+            return self._valid_auc(valid, session)
+        return {"valid/loss": self.valid_loss(valid, session)}
 
     @torch.no_grad()
-    def valid_loss(self, valid: EvalSet) -> float:
-        """Mean cross-entropy of each held-out target given its history (last position only)."""
-        self.model.eval()
+    def valid_loss(self, valid: EvalSet, session: Session | None = None) -> float:
+        """Mean cross-entropy of each held-out target given its history (full-catalogue softmax)."""
+        rows = _rows(len(valid), session)
+        targets = torch.as_tensor(np.asarray(valid.targets, dtype=np.int64)[rows])
         total = 0.0
-        targets = torch.as_tensor(np.asarray(valid.targets, dtype=np.int64))
-        for start, scores in self._last_scores(valid.histories):
-            batch_targets = targets[start : start + len(scores)].to(self.device)
-            total += F.cross_entropy(scores, batch_targets, reduction="sum").item()
-        return total / len(valid)
+        for start, hidden, table in self._last_hidden([valid.histories[i] for i in rows]):
+            batch_targets = targets[start : start + len(hidden)].to(hidden.device)
+            total += F.cross_entropy(hidden @ table.T, batch_targets, reduction="sum").item()
+        return (total if session is None else session.sums({"loss": total})["loss"]) / len(valid)
+
+    def _valid_auc(self, valid: FeedbackSet, session: Session | None) -> dict[str, float]:
+        """Mean per-session AUC over the sessions with both a played and a skipped track."""
+        rows = _rows(len(valid), session)
+        histories, items = [valid.histories[i] for i in rows], [valid.items[i] for i in rows]
+        scores = self.score_items(histories, items, [valid.history_feedback[i] for i in rows])
+        aucs = np.array([session_auc(s, valid.feedback[i]) for s, i in zip(scores, rows)], dtype=np.float64)
+        counted = ~np.isnan(aucs)
+        sums = {"auc": float(aucs[counted].sum()), "sessions": float(counted.sum())}
+        sums = sums if session is None else session.sums(sums)
+        return {"valid/auc": sums["auc"] / max(sums["sessions"], 1.0), "valid/auc_sessions": sums["sessions"]}
+
+    # ---------------------------------------------------------------------------------------- inference
 
     @torch.no_grad()
-    def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
+    def recommend(self, histories: list[np.ndarray], k: int, history_feedback: list[np.ndarray] | None = None) -> np.ndarray:
         """(users, k) int64 item ids ranked by full-catalogue score, best first; -1 beyond the catalogue."""
         require(k > 0, "k", f"must be positive, got {k}")
-        validate_histories(histories, self.num_items)
-        self.model.eval()
+        self._check_histories(histories, history_feedback)
         ranked = np.full((len(histories), k), -1, dtype=np.int64)
         top = min(k, self.num_items)
-        for start, scores in self._last_scores(histories):
-            ranked[start : start + len(scores), :top] = scores.topk(top, dim=-1).indices.cpu().numpy()
+        for start, hidden, table in self._last_hidden(histories, history_feedback):
+            ranked[start : start + len(hidden), :top] = (hidden @ table.T).topk(top, dim=-1).indices.cpu().numpy()
         return ranked
 
-    def _last_scores(self, histories: list[np.ndarray]):
-        """Yield (first user index, (batch, num_items) fp32 scores after each history's last item)."""
-        for start in range(0, len(histories), self.config.batch_size):
-            chunk = [np.asarray(h, dtype=np.int64) + 1 for h in histories[start : start + self.config.batch_size]]
-            inputs = left_pad(chunk, self.config.max_length, PAD).to(self.device)  # (batch, seq)
-            with self._autocast():
-                hidden = self.model(inputs)[:, -1]  # (batch, hidden)
-                scores = self.model.scores(hidden)  # (batch, num_items)
-            yield start, scores.float()
+    @torch.no_grad()
+    def score_items(self, histories: list[np.ndarray], items: list[np.ndarray],
+                    history_feedback: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Scores <h, e_j> of each ``items[i]`` (any number of item ids) after ``histories[i]``: (len(items[i]),)
+        float32 per history, all from the same input (the stratified AUC's evaluation period)."""
+        self._check_histories(histories, history_feedback)
+        if len(items) != len(histories):
+            raise ValueError(f"got {len(items)} item lists for {len(histories)} histories; need one per history")
+        _check_items(items, self.num_items)
+        scores = []
+        for start, hidden, table in self._last_hidden(histories, history_feedback):
+            for row, state in enumerate(hidden):
+                chosen = torch.tensor(np.asarray(items[start + row]), dtype=torch.int64, device=table.device)
+                scores.append((table[chosen] @ state).cpu().numpy())
+        return scores
 
-    def _validate_eval_set(self, valid: EvalSet) -> None:
-        validate_histories(valid.histories, self.num_items)
-        targets = np.asarray(valid.targets)
-        if len(targets) != len(valid.histories) or ((targets < 0) | (targets >= self.num_items)).any():
-            raise ValueError(f"valid targets must be one id in [0, {self.num_items}) per history")
+    def _last_hidden(self, histories: list[np.ndarray],
+                     history_feedback: list[np.ndarray] | None = None) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
+        """Yield (first row, (batch, hidden) fp32 state after each history's last item, (num_items, hidden) table)."""
+        self.model.eval()
+        size, length = self.config.batch_size, self.config.max_length
+        for start in range(0, len(histories), size):
+            chunk = [np.asarray(h, dtype=np.int64) + 1 for h in histories[start : start + size]]
+            inputs = left_pad(chunk, length, PAD).to(self.device)  # (batch, seq)
+            feedback = None
+            if history_feedback is not None:
+                feedback = left_pad(history_feedback[start : start + size], length, PLAYED).to(self.device)
+            with self._autocast():
+                hidden, table = self.model(inputs, feedback)
+            yield start, hidden[:, -1].float(), table.float()
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when precision is "bf16"; a no-op otherwise."""
         enabled = self.config.precision == "bf16" and self.device.type == "cuda"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
+    # ---------------------------------------------------------------------------------------- checks
+
+    def _check_histories(self, histories: list[np.ndarray], history_feedback: list[np.ndarray] | None) -> None:
+        validate_histories(histories, self.num_items)
+        if history_feedback is not None:
+            validate_feedback(histories, history_feedback, "history_feedback")
+
+    def _check_valid(self, valid: EvalSet | FeedbackSet) -> None:
+        """Fail before training (not on a worker) when the validation set does not fit the catalogue."""
+        if not len(valid):
+            raise ValueError("the validation set is empty")
+        if isinstance(valid, FeedbackSet):
+            self._check_histories(valid.histories, valid.history_feedback)
+            _check_items(valid.items, self.num_items)
+            validate_feedback(valid.items, valid.feedback, "valid feedback")
+            if not any((f == PLAYED).any() and (f == SKIPPED).any() for f in valid.feedback):
+                raise ValueError("valid FeedbackSet: no session has both a played and a skipped track")
+            return
+        validate_histories(valid.histories, self.num_items)
+        targets = np.asarray(valid.targets)
+        if len(targets) != len(valid.histories) or ((targets < 0) | (targets >= self.num_items)).any():
+            raise ValueError(f"valid targets must be one id in [0, {self.num_items}) per history")
+
+    # ---------------------------------------------------------------------------------------- model facts
+
     def item_embeddings(self) -> np.ndarray:
-        """(num_items, hidden_size) float32 learned item embeddings in item-id order."""
-        return self.model.item_embedding.weight[1:].detach().float().cpu().numpy().copy()
+        """(num_items, hidden_size) float32 composed item embeddings in item-id order."""
+        with torch.no_grad():
+            return self.model.output_table().detach().float().cpu().numpy().copy()
 
     def num_parameters(self) -> int:
-        """Number of trainable parameters."""
+        """Number of trainable parameters (the paper's model size)."""
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters: ``item`` (id table or code tables, plus attribute tables), ``other``, ``total``."""
+        model = self.model
+        tables = [model.item_embedding] if model.representation == "id" else list(model.code_embeddings)
+        tables += list(model.attribute_embeddings.values())
+        item = sum(p.numel() for table in tables for p in table.parameters() if p.requires_grad)
+        total = self.num_parameters()
+        return {"item": item, "other": total - item, "total": total}
+
     def save(self, path: str | Path) -> None:
-        """Write config, catalogue size and weights to one file readable with ``weights_only=True``."""
+        """Write config, catalogue size, identifier/attribute tables and weights, readable with ``weights_only=True``."""
         state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        payload = {"config": dataclasses.asdict(self.config), "num_items": self.num_items, "state_dict": state}
+        sids = None
+        if self.sids is not None:
+            sids = {"codes": torch.from_numpy(self.sids.codes), "position_names": list(self.sids.position_names),
+                    "codebook_sizes": list(self.sids.codebook_sizes)}
+        payload = {
+            "config": dataclasses.asdict(self.config), "section": self.config.section, "num_items": self.num_items,
+            "state_dict": state, "sids": sids,
+            "attributes": {name: torch.from_numpy(values) for name, values in self.attributes.items()},
+        }
         torch.save(payload, Path(path))
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None) -> SASRec:
         """Rebuild a saved SASRec; ``device`` overrides the saved config's device when given."""
         payload = torch.load(Path(path), map_location="cpu", weights_only=True)
-        config = SASRecConfig(**payload["config"])
+        config_class = SASRecRecommenderConfig if payload.get("section") == "recommender" else SASRecConfig
+        config = config_class(**payload["config"])
         if device is not None:
             config = dataclasses.replace(config, device=device)
-        recommender = cls(config, payload["num_items"])
+        saved = payload.get("sids")
+        sids = None if saved is None else SemanticIds(saved["codes"].numpy(), saved["position_names"], saved["codebook_sizes"])
+        attributes = {name: values.numpy() for name, values in payload.get("attributes", {}).items()}
+        recommender = cls(config, payload["num_items"], sids=sids, attributes=attributes)
         recommender.model.load_state_dict(payload["state_dict"])
         recommender.model.eval()
         return recommender
+
+
+@dataclass
+class SASRecTraining:
+    """The SASRec training loop for ``raysid.distributed.run_training``: AdamW, DDP shards, per-epoch state."""
+
+    recommender: SASRec  # sent to the workers; each moves it to its device
+    data: TrainingData
+    valid: EvalSet | FeedbackSet | None
+    epoch_eval: EpochEval | None
+
+    def __call__(self, session: Session) -> None:
+        recommender, config = self.recommender.to(session.device), self.recommender.config
+        seed_everything(config.seed)
+        model = session.wrap(recommender.model)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        generator = torch.Generator().manual_seed(config.seed)
+        last = resume(session, recommender.model, [optimizer], generator)
+        if last is not None:
+            torch.set_rng_state(session.restore()["torch_rng"])  # dropout continues where it stopped
+        for epoch in range(1 if last is None else last + 1, config.epochs + 1):
+            metrics = {"train/loss": recommender.train_epoch(session, model, self.data, optimizer, generator)}
+            metrics.update(recommender.validate(self.valid, session))
+            if self.epoch_eval is not None and session.is_main:
+                metrics.update(self.epoch_eval(recommender))
+            state = epoch_state(recommender.model, [optimizer], generator, epoch, torch_rng=torch.get_rng_state())
+            session.report(epoch, metrics, state)
+
+
+def _rows(count: int, session: Session | None) -> list[int]:
+    """This worker's share of ``count`` evaluation rows (all of them without a session)."""
+    rows = torch.arange(count)
+    return (rows if session is None else session.shard(rows)).tolist()
+
+
+def _check_sequences(sequences: list[np.ndarray], num_items: int) -> None:
+    """Raise ValueError naming the first training sequence that holds a non-integer or unknown item id."""
+    for index, sequence in enumerate(sequences):
+        items = np.asarray(sequence)
+        if items.size and not np.issubdtype(items.dtype, np.integer):
+            raise ValueError(f"training sequence {index} has dtype {items.dtype}; item ids must be integers")
+        bad = (items < 0) | (items >= num_items)
+        if bad.any():
+            raise ValueError(
+                f"training sequence {index} holds item id {int(items[np.argmax(bad)])}, outside the catalogue [0, {num_items})"
+            )
+
+
+def _check_items(items: list[np.ndarray], num_items: int) -> None:
+    """Raise ValueError naming the first session whose candidate items are not integer ids of the catalogue."""
+    for index, values in enumerate(items):
+        values = np.asarray(values)
+        if values.size and not np.issubdtype(values.dtype, np.integer):
+            raise ValueError(f"items of session {index} have dtype {values.dtype}; item ids must be integers")
+        bad = (values < 0) | (values >= num_items)
+        if bad.any():
+            raise ValueError(
+                f"items of session {index} hold item id {int(values[np.argmax(bad)])}, outside the catalogue [0, {num_items})"
+            )
+
+
+def _check_sids(config: SASRecConfig, num_items: int, sids: SemanticIds | None) -> SemanticIds | None:
+    """The identifier table for item_representation "sid" (None for "id"); it must cover the catalogue."""
+    if config.item_representation != "sid":
+        return None
+    if sids is None:
+        raise ValueError(f"{config.section}.item_representation: 'sid' needs a SemanticIds table (sids=...)")
+    if not isinstance(sids, SemanticIds):
+        raise TypeError(f"sids must be a SemanticIds table, got {type(sids).__name__}")
+    if sids.num_items != num_items:
+        raise ValueError(
+            f"the semantic-ID table covers {sids.num_items} items but the catalogue has {num_items}; "
+            "every item needs an identifier"
+        )
+    return sids
+
+
+def _check_attributes(config: SASRecConfig, num_items: int, attributes: Mapping | None) -> dict[str, np.ndarray]:
+    """{component: (num_items,) int64 values >= 0} for every name in ``config.components``."""
+    result: dict[str, np.ndarray] = {}
+    available = list(attributes.columns if hasattr(attributes, "columns") else (attributes or {}))
+    for name in config.components:
+        if name not in available:
+            raise ValueError(
+                f"{config.section}.components: {name!r} needs an item attribute of that name; got {available}"
+            )
+        values = np.asarray(attributes[name])
+        if values.shape != (num_items,) or not np.issubdtype(values.dtype, np.integer) or (values < 0).any():
+            raise ValueError(
+                f"item attribute {name!r} must be {num_items} integers >= 0 (one per item), got {values.dtype} "
+                f"{values.shape}" + (f" with minimum {values.min()}" if values.size and np.issubdtype(values.dtype, np.number) else "")
+            )
+        result[name] = values.astype(np.int64)
+    return result

@@ -7,7 +7,9 @@ all identifiers, so every beam is a real item: at each position every beam's log
 its trie node's children and renormalised (log-softmax over the allowed tokens), and an item's score is
 the sum of these log-probabilities. Identifiers have a fixed length, so the eos after the last position
 is implied and not scored. The model is ``transformers.T5ForConditionalGeneration`` configured from the
-SID vocabulary.
+SID vocabulary. Beam search runs it through ``BeamDecoder``, which keeps the encoder output and the
+cross-attention keys and values at one row per user: all of a user's beams query them in one call. The
+last position is decoded only for users with a beam at a trie node of several children.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from raysid.config import require
 from raysid.distributed import Session, TrainingConfig, epoch_state, resolve_training, resume, run_training
 from raysid.data.dataset import EvalSet
 from raysid.recommenders.base import OnEpoch, resolve_device, seed_everything, validate_histories
+from raysid.recommenders.constrained import beam_step, finished_items, initial_beams
 from raysid.recommenders.tasks import Task, build_tasks
 from raysid.semantic_ids.table import SemanticIds
 from raysid.semantic_ids.trie import PrefixTrie
@@ -257,14 +260,23 @@ class T5Recommender:
         total = 0.0
         for start in range(0, len(order), self.config.batch_size):
             index = session.shard(order[start : start + self.config.batch_size])
-            task = self.tasks[int(torch.randint(len(self.tasks), (1,), generator=generator))] if len(self.tasks) > 1 else None
-            loss = self.batch_loss(samples, index, model, task or self.tasks[0])
+            loss = self.task_loss(samples, index, model, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             total += loss.item() * len(index)
         return session.sums({"loss": total})["loss"] / len(samples)
+
+    def task_loss(self, samples: Samples, index: torch.Tensor, model: nn.Module, generator: torch.Generator) -> torch.Tensor:
+        """A batch's training loss: the ranking task's (when trained) plus one auxiliary task drawn from the seed."""
+        ranking = [task for task in self.tasks if task.name == "mmg"]
+        auxiliary = [task for task in self.tasks if task.name != "mmg"]
+        loss = self.batch_loss(samples, index, model, ranking[0]) if ranking else 0.0
+        if auxiliary:
+            task = auxiliary[int(torch.randint(len(auxiliary), (1,), generator=generator))]
+            loss = loss + self.batch_loss(samples, index, model, task)
+        return loss
 
     @torch.no_grad()
     def mean_loss(self, samples: Samples, session: Session | None = None) -> float:
@@ -297,7 +309,7 @@ class T5Recommender:
         items, _ = self.beam_search(histories)
         return items[:, :k]
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def beam_search(self, histories: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(users, beam_size) int64 items and float32 log-probabilities of the beams, best first."""
         validate_histories(histories, self.num_items)
@@ -316,58 +328,37 @@ class T5Recommender:
 
     def _beam_search_batch(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Constrained beam search for one batch of encoder inputs (users, tokens); see the module docstring."""
-        users, beams = len(input_ids), self.config.beam_size
-        encoded, mask, cache, logits = self._first_step(input_ids, mask)
-        scores = torch.full((users, beams), -math.inf, device=input_ids.device)
-        scores[:, 0] = 0.0  # every beam starts at the root; only one of them is live
-        nodes = torch.zeros(users * beams, dtype=torch.int64, device=input_ids.device)  # trie node per beam
+        users, beams, device = len(input_ids), self.config.beam_size, input_ids.device
+        decoder = BeamDecoder(self.model, input_ids, mask, self.trie.depth)
+        user_of_beam = torch.arange(users, device=device).repeat_interleave(beams)  # (users*beams,)
+        logits = decoder.step(torch.full((users,), PAD, device=device))[user_of_beam]  # start token once per user
+        decoder.reorder(user_of_beam)
+        scores, nodes = initial_beams(users, beams, device)
         for depth in range(self.trie.depth):
-            if depth > 0:
-                out = self.model(
-                    encoder_outputs=encoded,
-                    attention_mask=mask,
-                    decoder_input_ids=tokens[:, None],
-                    past_key_values=cache,
-                    use_cache=True,
-                )
-                logits = out.logits[:, -1].float()  # (users*beams, vocab)
-            scores, tokens, nodes, parents = self._advance(depth, logits, scores, nodes)
-            if depth + 1 < self.trie.depth:
-                cache.self_attention_cache.reorder_cache(parents)  # cross-attention is the same for all beams
-        items = self.trie.items(nodes).view(users, beams)
-        return torch.where(torch.isfinite(scores), items, -1), scores
+            scores, tokens, nodes, parents = beam_step(logits, scores, nodes, depth, self.trie)
+            if depth + 2 < self.trie.depth:
+                decoder.reorder(parents)
+                logits = decoder.step(tokens)  # (users*beams, vocab)
+            elif depth + 1 < self.trie.depth:
+                logits = self._last_logits(decoder, tokens, nodes, parents)
+        return finished_items(scores, nodes, self.trie), scores
 
-    def _first_step(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple:
-        """Encode once and run the decoder start token once per user, then copy the state to every beam.
-
-        Returns the encoder output and mask (users*beams, src, ...), the cache (self- and cross-attention
-        keys/values, users*beams rows) and the first step's (users*beams, vocab) logits.
-        """
-        encoded = self.model.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state  # (users, src, d)
-        start = torch.full((len(input_ids), 1), PAD, dtype=torch.int64, device=input_ids.device)
-        out = self.model(encoder_outputs=(encoded,), attention_mask=mask, decoder_input_ids=start, use_cache=True)
-        expand = torch.arange(len(input_ids), device=input_ids.device).repeat_interleave(self.config.beam_size)
-        out.past_key_values.reorder_cache(expand)  # (users, ...) -> (users*beams, ...)
-        logits = out.logits[:, -1].float().index_select(0, expand)  # (users*beams, vocab)
-        return (encoded.index_select(0, expand),), mask.index_select(0, expand), out.past_key_values, logits
-
-    def _advance(
-        self, depth: int, logits: torch.Tensor, scores: torch.Tensor, nodes: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One beam step: extend every beam by each allowed token, keep the best beam_size per user.
-
-        Returns the new (users, beams) scores and the (users*beams,) chosen tokens, trie nodes and parent beams.
-        """
-        users, beams = scores.shape
-        allowed, children, valid = self.trie.children(depth, nodes)  # (users*beams, max_children)
-        width = allowed.shape[1]
-        log_probs = logits.gather(1, allowed).masked_fill(~valid, -math.inf).log_softmax(dim=-1)  # renormalised
-        candidates = (scores.view(-1, 1) + log_probs).view(users, beams * width)  # (users, beams*max_children)
-        scores, flat = candidates.topk(beams, dim=1)  # (users, beams)
-        user_offset = torch.arange(users, device=scores.device)[:, None] * beams
-        parents = (user_offset + flat // width).view(-1)  # (users*beams,) global index of the parent beam
-        slots = (flat % width).view(-1)
-        return scores, allowed[parents, slots], children[parents, slots], parents
+    def _last_logits(
+        self, decoder: BeamDecoder, tokens: torch.Tensor, nodes: torch.Tensor, parents: torch.Tensor
+    ) -> torch.Tensor:
+        """(users*beams, vocab) logits for the last position, decoded only for the users with a beam at a node of
+        several children: a node's only child has probability 1 (log-probability 0) whatever the logits, so the
+        others get zeros. With a tie-break digit most last nodes have one child and most users are skipped."""
+        beams = self.config.beam_size
+        branching = self.trie.children(self.trie.depth - 1, nodes)[2].sum(dim=1) > 1  # (users*beams,)
+        users = branching.view(-1, beams).any(dim=1).nonzero().squeeze(1)
+        rows = (users[:, None] * beams + torch.arange(beams, device=users.device)).flatten()  # their beams
+        logits = torch.zeros(len(tokens), self.model.config.vocab_size, device=tokens.device)
+        if len(users):
+            decoder.keep_users(users)
+            decoder.reorder(parents[rows])
+            logits[rows] = decoder.step(tokens[rows])
+        return logits
 
     # ------------------------------------------------------------------------------------- persistence
     def num_parameters(self) -> int:
@@ -395,6 +386,105 @@ class T5Recommender:
         recommender.model.load_state_dict(state)
         recommender.model.eval()
         return recommender
+
+
+class BeamDecoder:
+    """T5 run with the model's own modules and weights for beam search: encode once, then decode one token
+    per step for several rows (beams) per user. Eval mode (no dropout); the same layer norms, projections,
+    feed-forward blocks and relative position bias as ``T5ForConditionalGeneration``, equal up to float
+    rounding (the attention sums run in a different order).
+
+    The work is shaped for beams: the encoder's token-wise layers run on the real tokens only, not the
+    padding; the encoder side stays at one row per user, each layer's cross-attention keys and values
+    projected once, (users, heads, src, d_kv), and all of a user's rows query them in one attention call,
+    (users, heads, rows per user, d_kv), instead of copies per beam; the self-attention keys and values, a
+    few positions long, are cached per row and follow ``reorder``.
+    """
+
+    def __init__(self, model: T5ForConditionalGeneration, input_ids: torch.Tensor, mask: torch.Tensor,
+                 positions: int) -> None:
+        """Encode ``input_ids`` (users, src) with attention ``mask`` (users, src); at most ``positions`` steps."""
+        self.model, self.decoder, self.heads = model, model.decoder, model.config.num_heads
+        mask = mask.bool()
+        encoded = self._encode(input_ids, mask)  # (users, src, d_model)
+        self.source_mask = mask[:, None, None, :]  # (users, 1, 1, src): True at real tokens
+        crosses = [block.layer[1].EncDecAttention for block in self.decoder.block]
+        self.cross = [(self._split(a.k(encoded)), self._split(a.v(encoded))) for a in crosses]  # per layer
+        self.bias = self.decoder.block[0].layer[0].SelfAttention.compute_bias(positions, positions)  # (1, heads, p, p)
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] = []  # per layer (rows, heads, positions, d_kv)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, n, heads*d_kv) -> (batch, heads, n, d_kv)."""
+        return x.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+    def _encode(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(users, src, d_model) encoder output, zero at padding; hidden states are (real tokens, d_model)."""
+        encoder, src = self.model.encoder, input_ids.shape[1]
+        bias = encoder.block[0].layer[0].SelfAttention.compute_bias(src, src)  # (1, heads, src, src)
+        bias = bias.masked_fill(~mask[:, None, None, :], torch.finfo(torch.bfloat16).min)  # finite in fp32 and bf16
+        hidden = encoder.embed_tokens(input_ids[mask])  # (tokens, d_model)
+        for block in encoder.block:
+            sublayer = block.layer[0]
+            attention, normed = sublayer.SelfAttention, sublayer.layer_norm(hidden)
+            heads = [self._split(_padded(p(normed), mask)) for p in (attention.q, attention.k, attention.v)]
+            out = F.scaled_dot_product_attention(*heads, attn_mask=bias, scale=1.0)  # (users, heads, src, d_kv)
+            hidden = hidden + attention.o(out.transpose(1, 2)[mask].flatten(1))  # T5 does not scale q.k
+            hidden = block.layer[1](hidden)  # feed-forward, residual included
+        return _padded(encoder.final_layer_norm(hidden), mask)
+
+    def _self_attend(self, layer: int, hidden: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """Self-attention output (rows, 1, d_model) of the new position over each row's positions so far, and
+        the layer's keys and values (rows, heads, positions, d_kv) with it. A few positions: sums, no matmul."""
+        sublayer = self.decoder.block[layer].layer[0]
+        attention, normed = sublayer.SelfAttention, sublayer.layer_norm(hidden)
+        keys, values = self._split(attention.k(normed)), self._split(attention.v(normed))  # (rows, heads, 1, d_kv)
+        if self.cache:
+            keys, values = (torch.cat(pair, dim=2) for pair in zip(self.cache[layer], (keys, values)))
+        scores = (self._split(attention.q(normed)) * keys).sum(dim=-1) + bias  # (rows, heads, positions)
+        out = (scores.softmax(dim=-1)[..., None] * values).sum(dim=2)  # (rows, heads, d_kv)
+        return attention.o(out.flatten(1))[:, None], (keys, values)
+
+    def _cross_attend(self, layer: int, hidden: torch.Tensor) -> torch.Tensor:
+        """Cross-attention output (rows, 1, d_model); all rows of a user query its encoder output in one call."""
+        sublayer = self.decoder.block[layer].layer[1]
+        normed = sublayer.layer_norm(hidden).view(len(self.source_mask), -1, hidden.shape[-1])  # (users, per user, d)
+        queries = self._split(sublayer.EncDecAttention.q(normed))  # (users, heads, rows per user, d_kv)
+        out = F.scaled_dot_product_attention(queries, *self.cross[layer], attn_mask=self.source_mask, scale=1.0)
+        return sublayer.EncDecAttention.o(out.transpose(1, 2).flatten(2)).view_as(hidden)
+
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row, ``tokens`` (users * rows per user,); return the rows' (rows, vocab) logits."""
+        position = self.cache[0][0].shape[2] if self.cache else 0
+        bias = self.bias[:, :, position, : position + 1]  # (1, heads, position + 1)
+        hidden = self.decoder.embed_tokens(tokens)[:, None]  # (rows, 1, d_model)
+        cache = []
+        for layer, block in enumerate(self.decoder.block):
+            attended, keys_values = self._self_attend(layer, hidden, bias)
+            cache.append(keys_values)
+            hidden = hidden + attended
+            hidden = hidden + self._cross_attend(layer, hidden)
+            hidden = block.layer[2](hidden)  # feed-forward, residual included
+        self.cache = cache
+        hidden = self.decoder.final_layer_norm(hidden[:, 0])  # (rows, d_model)
+        if self.model.config.scale_decoder_outputs:
+            hidden = hidden * self.model.config.d_model**-0.5
+        return self.model.lm_head(hidden).float()
+
+    def keep_users(self, users: torch.Tensor) -> None:
+        """Keep the encoder side of ``users`` (sorted ids) only; reorder the cache to their rows next."""
+        self.cross = [(keys[users], values[users]) for keys, values in self.cross]
+        self.source_mask = self.source_mask[users]
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Make row i's self-attention cache a copy of row ``rows[i]``'s (beams chosen, or copied from users)."""
+        self.cache = [(keys[rows], values[rows]) for keys, values in self.cache]
+
+
+def _padded(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(users, src, dim) zeros with the rows of ``x`` (real tokens, dim) where ``mask`` (users, src) is True."""
+    out = x.new_zeros(*mask.shape, x.shape[-1])
+    out[mask] = x
+    return out
 
 
 EpochEval = Callable[["T5Recommender"], dict[str, float]]

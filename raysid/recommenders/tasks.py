@@ -12,7 +12,8 @@ codes followed by that modality's specific codes.
   modality b, for text -> other and other -> text (every ordered pair when there is no ``text`` modality).
 
 With more than one task each task has its own token, placed before the encoder's eos; each training batch
-trains one task drawn from the seeded generator. Where the paper is silent: without ``mmg`` in training
+trains the ranking task (mmg, when enabled) plus one auxiliary task (a umg or mma task) drawn from the seeded
+generator, so adding tasks never takes training steps away from the ranking task. Where the paper is silent: without ``mmg`` in training
 ("w/o MMG"), ranking still decodes full identifiers from the ``mmg`` prompt, which the model then learns
 only through the other tasks.
 """

@@ -233,5 +233,7 @@ def known_metrics(config: TrialConfig) -> set[str]:
     if config.recommender_kind == "none":
         return quality
     ranking = {f"{name}@{k}" for k in config.evaluation.ks for name in ("hr", "ndcg", "recall")} | {"mrr"}
+    if config.recommender_kind == "sasrec":
+        ranking |= {"auc"}  # on datasets with played/skipped feedback (the stratified AUC)
     splits = {f"{split}/{m}" for split in ("valid", "test") for m in ranking}
-    return splits | {f"popularity/{m}" for m in splits} | quality
+    return splits | {f"popularity/{m}" for m in splits} | quality | {"recommender/parameters"}
