@@ -153,3 +153,22 @@ def test_popularity_by_hand():
     np.testing.assert_array_equal(recommender.recommend([np.array([0])], k=8)[0], [3, 1, 2, 4, 0, 5, -1, -1])
     with pytest.raises(ValueError, match="outside the catalogue"):
         recommender.recommend([np.array([6])], k=2)
+
+
+def test_beam_search_ranks_like_transformers_generate_when_last_position_is_skipped():
+    """Only users with a beam at a trie node of several children decode the last position (tie-break digit):
+    items 0-9 share 5 code pairs, the other 30 have their own, so some users are skipped and some are not."""
+    from raysid.bench_decoding import allowed_tokens_table, generate_constrained, prefix_allowed_tokens_fn
+
+    pairs = np.random.default_rng(0).permutation(64)[:35]
+    codes = np.stack(divmod(np.r_[pairs[:5].repeat(2), pairs[5:]], 8), axis=1)  # (items, 2)
+    sids = SemanticIds.from_codes(codes, ("s1", "s2"), (8, 8), tie_break=True)
+    recommender = T5Recommender(dataclasses.replace(TINY, epochs=0, beam_size=4), sids)
+    histories = random_histories(12, seed=6)
+    items, scores = recommender.beam_search(histories)
+    allowed = prefix_allowed_tokens_fn(allowed_tokens_table(recommender.vocab.encode(np.arange(NUM_ITEMS))))
+    hf_items, hf_scores = generate_constrained(recommender, histories, allowed)
+    np.testing.assert_array_equal(items, hf_items)
+    np.testing.assert_allclose(scores, hf_scores, atol=1e-5)
+    decoded = np.isin(items, np.arange(10)).any(axis=1)  # a beam ended under a node of two children
+    assert decoded.any() and not decoded.all()
