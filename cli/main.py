@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.data import app as data_app
 from raysid.config import ConfigError
 
 app = typer.Typer(
@@ -20,9 +21,10 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks that print the platform's own costs.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(data_app, name="data")
 console = Console()
 
-ResultsDir = Annotated[Path, typer.Option("--results-dir", help="Where reports, the stage cache and the MLflow store live.")]
+ResultsDir = Annotated[Path, typer.Option("--results-dir", envvar="RAYSID_RESULTS_DIR", help="Where reports, the stage cache and the MLflow store live.")]
 
 
 def fail(message: str) -> None:
@@ -35,22 +37,36 @@ def sweep(
     study: Annotated[str, typer.Argument(help="Study name in search_spaces/ (e.g. musicrec-ratio) or a YAML path.")],
     smoke: Annotated[bool, typer.Option(help="Shrink data, epochs and trials to a couple of minutes.")] = False,
     results_dir: ResultsDir = Path("results"),
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Stage artifact store (default RESULTS_DIR/cache).")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (auto, ray://host:10001); default: a local Ray.")] = None,
+    cache_dir: Annotated[Optional[str], typer.Option(envvar="RAYSID_CACHE", help="Stage artifact store: a folder or a URI every node sees (s3://…) (default RESULTS_DIR/cache).")] = None,
+    storage: Annotated[Optional[str], typer.Option(envvar="RAYSID_STORAGE", help="Ray Tune experiment storage: a folder or URI (default RESULTS_DIR/tune).")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(envvar="RAYSID_TRACKING_URI", help="MLflow tracking URI (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
+    mlflow_artifacts: Annotated[Optional[str], typer.Option(envvar="RAYSID_MLFLOW_ARTIFACTS", help="Artifact root of new MLflow experiments (default RESULTS_DIR/mlartifacts; a server's own with an http store).")] = None,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (auto, host:6379, ray://host:10001); default $RAY_ADDRESS, else a local Ray.")] = None,
     max_concurrent: Annotated[Optional[int], typer.Option(help="Trials at once (default: one per CPU).")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    dataset: Annotated[Optional[str], typer.Option(help="Run on this imported dataset (raysid data import); results in RESULTS_DIR/STUDY-DATASET.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the interrupted sweep (same options): finished trials are kept, the rest run.")] = False,
 ) -> None:
     """Run every trial of a study on Ray Tune, track it in MLflow and write results/STUDY/summary.md."""
     from raysid.sweep.runner import SweepSettings, run_sweep
     from raysid.sweep.space import load_study
 
+    results_dir = results_dir.expanduser().resolve()
     try:
         loaded = load_study(study)
-        settings = SweepSettings(results_dir, cache_dir, tracking_uri, address, smoke, max_concurrent, progress)
+        if dataset:
+            from raysid.data.importers.source import retarget_study
+
+            loaded = retarget_study(loaded, dataset)
+        settings = SweepSettings(results_dir, cache_dir, tracking_uri, address, smoke, max_concurrent, progress,
+                                 resume=resume, storage=storage, mlflow_artifacts=mlflow_artifacts)
         outcome = run_sweep(loaded, settings)
     except (ConfigError, ValueError) as error:
         fail(str(error))
+    if outcome.interrupted:
+        console.print(f"[yellow]interrupted[/yellow] after {outcome.trials.height} finished trials; the state is in "
+                      f"{outcome.experiment_path}. Continue with: raysid sweep {study} --resume (and the same options)")
+        raise typer.Exit(130)
     console.print(f"[green]{outcome.trials.height} trials finished[/green] in {outcome.wall_seconds:.1f} s")
     for name, path in outcome.report.items():
         console.print(f"  {name}: {path}")
@@ -62,9 +78,9 @@ def sweep(
         for line in outcome.stopped:
             console.print(f"  {line}")
     if outcome.failed:
-        console.print(f"[red]{len(outcome.failed)} trials failed:[/red]")
+        console.print(f"[red]{len(outcome.failed)} trials failed[/red] (after their retries; the other trials ran):")
         for line in outcome.failed:
-            console.print(f"  {line}")
+            console.print(f"  {line}", markup=False)
         raise typer.Exit(1)
 
 
@@ -161,6 +177,92 @@ def ui(
     raise typer.Exit(subprocess.call(command, env=env))
 
 
+JobAddress = Annotated[Optional[str], typer.Option("--address", envvar="RAY_API_SERVER_ADDRESS", help="The cluster's job server (default http://127.0.0.1:8265).")]
+ClusterFile = Annotated[Optional[Path], typer.Option("--cluster", help="A cluster definition in clusters/ (Ray cluster launcher YAML or KubeRay RayCluster); tunnels to its job server.")]
+
+
+def _job_server(address: Optional[str], cluster: Optional[Path]):
+    """A context giving the job server's address: --address, or a tunnel to --cluster's head."""
+    import contextlib
+
+    from raysid.sweep.submit import DEFAULT_DASHBOARD_PORT, cluster_address
+
+    if address and cluster:
+        fail("give --address or --cluster, not both")
+    if cluster:
+        return cluster_address(cluster)
+    return contextlib.nullcontext(address or f"http://127.0.0.1:{DEFAULT_DASHBOARD_PORT}")
+
+
+@app.command()
+def submit(
+    study: Annotated[str, typer.Argument(help="Study name in search_spaces/ or a YAML path (shipped with the job).")],
+    address: JobAddress = None,
+    cluster: ClusterFile = None,
+    smoke: Annotated[bool, typer.Option(help="Apply the study's smoke overrides.")] = False,
+    results_dir: Annotated[Optional[str], typer.Option(help="Results folder on the cluster (default: the cluster's $RAYSID_RESULTS_DIR).")] = None,
+    cache_dir: Annotated[Optional[str], typer.Option(help="Stage cache every node sees: shared folder or URI (default RESULTS_DIR/cache).")] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Tune storage on the cluster: shared folder or URI (default RESULTS_DIR/tune).")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow store as the head sees it (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
+    mlflow_artifacts: Annotated[Optional[str], typer.Option(help="Artifact root of new MLflow experiments.")] = None,
+    max_concurrent: Annotated[Optional[int], typer.Option(help="Trials at once (default: one per CPU of the cluster).")] = None,
+    resume: Annotated[bool, typer.Option(help="Resume the study's interrupted sweep on the cluster.")] = False,
+) -> None:
+    """Ship a study to a Ray cluster through the Jobs API; prints the job id (follow it with status/logs)."""
+    from raysid.sweep.submit import Submission, submit_study
+
+    submission = Submission(study, smoke, results_dir, cache_dir, storage, tracking_uri, mlflow_artifacts, max_concurrent, resume)
+    try:
+        with _job_server(address, cluster) as server:
+            job_id = submit_study(submission, server)
+    except (ConfigError, ValueError) as error:
+        fail(str(error))
+    console.print(f"submitted {job_id} to {address or cluster or server}; results in "
+                  f"{results_dir or '$RAYSID_RESULTS_DIR'} on the cluster")
+    console.print(f"  raysid status {job_id}   raysid logs {job_id} --follow", markup=False)
+    print(job_id)
+
+
+@app.command()
+def status(
+    job_id: Annotated[str, typer.Argument(help="The job id raysid submit printed.")],
+    address: JobAddress = None,
+    cluster: ClusterFile = None,
+    wait: Annotated[Optional[float], typer.Option(help="Wait up to this many seconds for the job to end; exit 1 if it did not succeed.")] = None,
+) -> None:
+    """A submitted job's status, its message and where it writes."""
+    from raysid.sweep.submit import job_info, wait_for_job
+
+    with _job_server(address, cluster) as server:
+        info = wait_for_job(job_id, server, wait) if wait is not None else job_info(job_id, server)
+    state = getattr(info.status, "value", str(info.status))
+    console.print(f"{job_id}: [bold]{state}[/bold]  {info.message or ''}")
+    console.print(f"  entrypoint: {info.entrypoint}", markup=False)
+    for key, value in (info.metadata or {}).items():
+        console.print(f"  {key}: {value}", markup=False)
+    if wait is not None and state != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    job_id: Annotated[str, typer.Argument(help="The job id raysid submit printed.")],
+    address: JobAddress = None,
+    cluster: ClusterFile = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+) -> None:
+    """A submitted job's driver log (the sweep's output)."""
+    from raysid.sweep.submit import follow_logs, job_logs
+
+    with _job_server(address, cluster) as server:
+        if not follow:
+            sys.stdout.write(job_logs(job_id, server))
+            return
+        for chunk in follow_logs(job_id, server):
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+
 @bench_app.command("overhead")
 def bench_overhead(
     study: Annotated[str, typer.Argument(help="Study name or YAML path.")] = "musicrec-ratio",
@@ -189,6 +291,28 @@ def bench_tokenizers(
 
     console.print(format_table(tokenizer_throughput(tracks, kind or None, threads, epochs)), markup=False)
     console.print(format_share(matmul_share(threads)), markup=False)
+
+
+@bench_app.command("decoding")
+def bench_decoding(
+    items: Annotated[list[int], typer.Option("--items", help="Catalogue size (repeatable).")] = [2_000, 20_000],
+    batch: Annotated[list[int], typer.Option("--batch", help="Users per decoding batch (repeatable).")] = [16, 128],
+    users: Annotated[int, typer.Option(help="Test users decoded per row.")] = 256,
+    beam: Annotated[int, typer.Option(help="Beam width (and identifiers returned per user).")] = 20,
+    threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Timed runs of each decoder; the best counts.")] = 3,
+    train_playlists: Annotated[int, typer.Option(help="Playlists of the one training epoch.")] = 64,
+) -> None:
+    """raysid's vectorised trie beam search vs transformers generate with prefix_allowed_tokens_fn: rankings and speed."""
+    from raysid.bench_decoding import decoding_benchmark, format_rows
+
+    try:
+        rows = decoding_benchmark(items, batch, users, beam, threads=threads, repeats=repeats, train_playlists=train_playlists)
+    except ValueError as error:
+        fail(str(error))
+    typer.echo(format_rows(rows))
+    if any(not tie for row in rows for tie in row["tie_explained"]):
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -214,7 +215,7 @@ class RaySession(Session):
             ray.train.report(payload)  # every worker reports; only rank 0 writes the checkpoint
             return
         with tempfile.TemporaryDirectory() as folder:
-            torch.save({"state": _to_cpu(state), "reports": self.reports}, Path(folder) / STATE_FILE)
+            torch.save({"state": _to_cpu(state), "reports": _to_cpu(self.reports)}, Path(folder) / STATE_FILE)
             ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
@@ -237,7 +238,7 @@ def _worker(train_config: dict) -> None:
 
 def _read_checkpoint(checkpoint: Any) -> dict:
     with checkpoint.as_directory() as folder:
-        return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+        return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)  # tensors and plain data only
 
 
 def _run_on_ray(loop: Loop, config: TrainingConfig, name: str) -> tuple[dict, list[tuple[int, dict]]]:
@@ -268,9 +269,12 @@ def _run_on_ray(loop: Loop, config: TrainingConfig, name: str) -> tuple[dict, li
 
 
 def _to_cpu(value: Any) -> Any:
-    """A copy of ``value`` with every tensor moved to the CPU (checkpoints load anywhere)."""
+    """A copy of ``value`` with every tensor moved to the CPU and numpy scalars as Python numbers (checkpoints
+    load anywhere, with ``weights_only=True``)."""
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
+    if isinstance(value, np.generic):
+        return value.item()
     if isinstance(value, dict):
         return {k: _to_cpu(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

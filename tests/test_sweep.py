@@ -136,3 +136,41 @@ def test_a_rerun_after_an_interruption_keeps_the_finished_trials(ray_local, tiny
     assert cached == {("1:3", 0): 0.0, ("1:3", 1): 0.0, ("3:1", 0): 0.0, ("3:1", 1): 1.0}
     row = outcome.trials.filter((pl.col("ratio") == "3:1") & (pl.col("seed") == 1))
     assert row["test/ndcg@10"][0] == before["test/ndcg@10"]
+
+
+def test_a_failing_trial_is_retried_then_reported_and_the_study_goes_on(ray_local, tmp_path, tiny_overrides):
+    """A point whose identifier table is missing raises inside its trial: 1 + max_failures attempts, then FAILED."""
+    missing = tmp_path / "no-such-table.json"
+    data = {
+        "name": "tiny-failing", "base": {"recommender": {"kind": "none"}},
+        "axes": {"ids": {"grid": {"kmeans": {"tokenizer": {"kind": "kmeans", "codebook_size": 8}},
+                                  "missing-table": {"tokenizer": {"kind": "external", "path": str(missing)}}}}},
+        "seeds": [0], "metric": "sid/conflict_rate", "mode": "min", "search": {"max_failures": 2},
+        "report": {"rows": ["ids"], "metrics": ["sid/conflict_rate"], "best": "sid/conflict_rate"},
+        "smoke": {k: v for k, v in tiny_overrides.items() if k.startswith("dataset.")},
+    }
+    path = tmp_path / "tiny-failing.yaml"
+    path.write_text(yaml.safe_dump(data))
+    results = tmp_path / "results"
+    result = CliRunner().invoke(app, ["sweep", str(path), "--smoke", "--results-dir", str(results), "--no-progress"])
+    assert result.exit_code == 1, result.output
+    assert "1 trials failed" in result.output and "missing-table" in result.output
+    assert f"identifiertable{missing}:cannotreadthefile" in "".join(result.output.split())  # rich wraps lines
+
+    trials = pl.read_parquet(results / "tiny-failing-smoke" / "trials.parquet")  # the study went on
+    assert trials["ids"].to_list() == ["kmeans"] and trials["sid/conflict_rate"][0] >= 0.0
+    errors = list((results / "tune" / "tiny-failing-smoke").glob("*/error.txt"))
+    assert len(errors) == 1
+    attempts = [line for line in errors[0].read_text().splitlines() if line.startswith("Failure # ")]
+    assert [a.split(" (")[0] for a in attempts] == ["Failure # 1", "Failure # 2", "Failure # 3"]  # 1 try + 2 retries
+
+    client = MlflowClient(f"sqlite:///{results / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("tiny-failing").experiment_id])
+    children = {json.loads(r.data.tags["raysid.point"])["ids"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert set(children) == {"kmeans", "missing-table"}  # the retries stayed in one run
+    failed = children["missing-table"]
+    assert failed.info.status == "FAILED" and failed.data.tags["raysid.failures"] == "3"
+    assert "cannot read the file" in failed.data.tags["raysid.error"]
+    assert children["kmeans"].info.status == "FINISHED"
+    parent = next(r for r in runs if r.data.tags.get("raysid.kind") == "sweep")
+    assert parent.info.status == "FAILED"

@@ -1,10 +1,21 @@
-"""Ray Tune adapter: a study becomes a Tune experiment whose trials call the pure ``run_trial``."""
+"""Ray Tune adapter: a study becomes a Tune experiment whose trials call the pure ``run_trial``.
+
+Where things live is configurable so that a study runs unchanged on a cluster: the stage cache, Tune's
+experiment storage and the MLflow store each take a local folder (the default, under ``results/``), a
+shared filesystem path or a URI that every node sees (``s3://…``, ``gs://…``). An interrupted sweep
+(Ctrl-C, a killed driver) resumes with ``SweepSettings(resume=True)``: Tune restores its experiment state,
+finished trials are kept and not run again, unfinished ones start over, and the MLflow adapter reuses the
+sweep's parent run and each trial's run (found by the sweep id that ``raysid-sweep.json`` keeps).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,20 +23,24 @@ from typing import Any
 import optuna
 import polars as pl
 import ray
+from pyarrow import fs as pafs
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
-from raysid.cache import ArtifactStore
-from raysid.config import flatten
+from raysid.cache import is_uri, open_store
+from raysid.config import ConfigError, flatten, stable_hash
 from raysid.pipeline import TrialConfig, run_trial, trial_config_dict
 from raysid.results import write_report
 from raysid.sweep.progress import SweepProgress
 from raysid.sweep.space import Axis, Study
+from raysid.sweep.submit import use_local_token
 from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, point_of
 
 
 TRAIN_DRIVER_CPUS = 0.5  # a trial that drives a TorchTrainer (Ray rejects 0)
+SWEEP_RECORD = "raysid-sweep.json"  # beside Tune's experiment state: the sweep id and what it ran
+EXPERIMENT_SNAPSHOT_S = "1"  # Tune saves its experiment state at most this often (its default: every 10 s)
 
 
 @dataclass(frozen=True)
@@ -33,20 +48,52 @@ class SweepSettings:
     """Where a sweep runs and writes; every default is local and needs no server."""
 
     results_dir: Path = Path("results")  # report in <results_dir>/<study>/, stores beside it
-    cache_dir: Path | None = None  # stage artifact store; default <results_dir>/cache
+    cache_dir: Path | str | None = None  # stage artifact store: folder or URI; default <results_dir>/cache
     tracking_uri: str | None = None  # MLflow store; default sqlite:///<results_dir>/mlflow.db
-    address: str | None = None  # Ray cluster address; None starts (or reuses) a local Ray
+    address: str | None = None  # Ray cluster address; None: $RAY_ADDRESS, else start (or reuse) a local Ray
     smoke: bool = False  # apply the study's smoke overrides
     max_concurrent: int | None = None  # overrides search.max_concurrent
     progress: bool = True  # show the progress bar
+    resume: bool = False  # continue the interrupted sweep stored under storage/<study> instead of starting over
+    storage: str | None = None  # Tune's experiment storage: folder or URI; default <results_dir>/tune
+    mlflow_artifacts: str | None = None  # MLflow artifact root for new experiments; default below
+
+    @property
+    def cache_location(self) -> str:
+        """The stage cache: an absolute local path or a URI."""
+        return _location(self.cache_dir, Path(self.results_dir) / "cache")
 
     @property
     def cache_root(self) -> Path:
-        return (self.cache_dir or Path(self.results_dir) / "cache").resolve()
+        """The stage cache as a local folder (only when it is one)."""
+        if is_uri(self.cache_location):
+            raise ValueError(f"the stage cache is a URI ({self.cache_location}), not a local folder")
+        return Path(self.cache_location)
+
+    @property
+    def storage_location(self) -> str:
+        """Tune's experiment storage: an absolute local path or a URI."""
+        return _location(self.storage, Path(self.results_dir) / "tune")
 
     @property
     def tracking(self) -> str:
         return self.tracking_uri or default_tracking_uri(self.results_dir)
+
+    @property
+    def artifact_root(self) -> str | None:
+        """Where new MLflow experiments keep artifacts: given, else <results_dir>/mlartifacts for a local
+        store, else None (an MLflow server's own artifact root)."""
+        if self.mlflow_artifacts:
+            return _location(self.mlflow_artifacts, Path(self.results_dir) / "mlartifacts")
+        if self.tracking.startswith(("http://", "https://", "databricks")):
+            return None
+        return (Path(self.results_dir).expanduser().resolve() / "mlartifacts").as_uri()
+
+
+def _location(given: Path | str | None, default: Path) -> str:
+    if given is not None and is_uri(str(given)):
+        return str(given)
+    return str(Path(given if given is not None else default).expanduser().resolve())
 
 
 @dataclass
@@ -59,6 +106,8 @@ class SweepOutcome:
     concurrency: int
     failed: list[str] = field(default_factory=list)  # trials that raised (after their retries)
     stopped: list[str] = field(default_factory=list)  # trials a scheduler (ASHA) stopped early
+    interrupted: bool = False  # Ctrl-C stopped the sweep before every trial ended: resume it
+    experiment_path: str = ""  # Tune's experiment folder (what resume restores)
 
 
 def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool) -> None:
@@ -69,7 +118,7 @@ def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str,
         if report_epochs or study.metric in values:
             tune.report({**values, "stage": stage, "epoch": epoch})
 
-    metrics = run_trial(config, ArtifactStore(cache_root), on_epoch)
+    metrics = run_trial(config, open_store(cache_root), on_epoch)
     tune.report(metrics)
 
 
@@ -108,11 +157,16 @@ def tune_config(study: Study, max_concurrent: int) -> tune.TuneConfig:
 
 
 def ensure_ray(address: str | None) -> None:
-    """Connect to ``address`` or start a local Ray bound to loopback, once per process."""
+    """Connect to ``address`` (or $RAY_ADDRESS) or start a local Ray bound to loopback, once per process."""
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        use_local_token(address)
+    if address and address.startswith("ray://"):  # Ray Client: the cluster gets this checkout's raysid
+        ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(Path(__file__).parents[1])]})
+    elif address:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
@@ -136,36 +190,98 @@ def count_trials(study: Study, smoke: bool = False) -> int:
     return study.search.num_samples
 
 
+def experiment_name(study: Study, smoke: bool) -> str:
+    return f"{study.name}{'-smoke' if smoke else ''}"
+
+
 def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepOutcome:
-    """Run every trial of ``study`` on Ray Tune, track it in MLflow and write the ablation report."""
+    """Run (or resume) every trial of ``study`` on Ray Tune, track it in MLflow and write the ablation report."""
     start = time.perf_counter()
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress bar replaces Tune's console tables
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_SNAPSHOT_S)  # what a killed driver can lose
+    experiment = f"{settings.storage_location.rstrip('/')}/{experiment_name(study, settings.smoke)}"
+    record = _resume_record(experiment, study, settings) if settings.resume else _new_record(study, settings)
     ensure_ray(settings.address)
-    results_dir = Path(settings.results_dir).resolve()
     first = study.resolve(study.first_point(), settings.smoke)
-    resources = trial_resources(first)
     concurrency = settings.max_concurrent or study.search.max_concurrent or _fitting_trials(first)
-    tracking = MLflowTracking(settings.tracking, study, settings.smoke, results_dir / "mlartifacts")
-    progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress)
-    fn = tune.with_parameters(
-        trainable, study=study, smoke=settings.smoke, cache_root=str(settings.cache_root),
+    fn = tune.with_resources(tune.with_parameters(
+        trainable, study=study, smoke=settings.smoke, cache_root=settings.cache_location,
         report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none",
-    )
-    tuner = tune.Tuner(
-        tune.with_resources(fn, resources),
+    ), trial_resources(first))
+    if settings.resume:
+        tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=False,
+                                   param_space=param_space(study, settings.smoke))
+    else:
+        tuner = _new_tuner(study, settings, fn, concurrency, record["sweep_id"])
+        _write_record(experiment, record)
+    grid = tuner.fit()
+    trials, failed, stopped = trials_frame(grid, study, settings.smoke)
+    interrupted = grid.num_terminated + grid.num_errors < max(len(grid), count_trials(study, settings.smoke))
+    out_dir = Path(settings.results_dir) / experiment_name(study, settings.smoke)
+    report = write_report(trials, study.report, out_dir) if trials.height and not interrupted else {}
+    return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency,
+                        failed, stopped, interrupted, experiment)
+
+
+def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, sweep_id: str) -> tune.Tuner:
+    tracking = MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root,
+                              sweep_id=sweep_id, cache=settings.cache_location)
+    progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress)
+    return tune.Tuner(
+        fn,
         param_space=param_space(study, settings.smoke),
         tune_config=tune_config(study, concurrency),
         run_config=tune.RunConfig(
-            name=f"{study.name}{'-smoke' if settings.smoke else ''}", storage_path=str(results_dir / "tune"),
+            name=experiment_name(study, settings.smoke), storage_path=settings.storage_location,
             callbacks=[tracking, progress], verbose=0,
             failure_config=tune.FailureConfig(max_failures=study.search.max_failures),
         ),
     )
-    grid = tuner.fit()
-    trials, failed, stopped = trials_frame(grid, study, settings.smoke)
-    out_dir = results_dir / (f"{study.name}-smoke" if settings.smoke else study.name)
-    report = write_report(trials, study.report, out_dir) if trials.height else {}
-    return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency, failed, stopped)
+
+
+def study_fingerprint(study: Study) -> str:
+    """A hash of everything that decides a study's trials (not where its file lies)."""
+    return stable_hash(dataclasses.replace(study, source=""))
+
+
+def _new_record(study: Study, settings: SweepSettings) -> dict[str, Any]:
+    return {"sweep_id": uuid.uuid4().hex, "study": study.name, "fingerprint": study_fingerprint(study),
+            "smoke": settings.smoke, "tracking_uri": settings.tracking, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _resume_record(experiment: str, study: Study, settings: SweepSettings) -> dict[str, Any]:
+    """The record of the sweep to resume; fails when there is none or the study or store changed since."""
+    where = f"--resume {experiment}"
+    if not tune.Tuner.can_restore(experiment):
+        raise ConfigError(f"{where}: no interrupted sweep of {study.name} to resume there; run without --resume")
+    record = _read_record(experiment)
+    if record.get("fingerprint") != study_fingerprint(study):
+        raise ConfigError(f"{where}: the study {study.source} changed since the sweep started; resuming would mix "
+                          "trials of two studies (run without --resume to start over)")
+    if record.get("tracking_uri") != settings.tracking:
+        raise ConfigError(f"{where}: the sweep tracks to {record.get('tracking_uri')}, not {settings.tracking}; "
+                          "pass the same --tracking-uri/--results-dir as the interrupted run")
+    return record
+
+
+def _filesystem(location: str) -> tuple[pafs.FileSystem, str]:
+    return pafs.FileSystem.from_uri(location) if is_uri(location) else (pafs.LocalFileSystem(), location)
+
+
+def _write_record(experiment: str, record: dict[str, Any]) -> None:
+    filesystem, path = _filesystem(experiment)
+    filesystem.create_dir(path, recursive=True)
+    with filesystem.open_output_stream(f"{path}/{SWEEP_RECORD}") as out:
+        out.write(json.dumps(record, indent=2).encode())
+
+
+def _read_record(experiment: str) -> dict[str, Any]:
+    filesystem, path = _filesystem(experiment)
+    try:
+        with filesystem.open_input_stream(f"{path}/{SWEEP_RECORD}") as handle:
+            return json.loads(handle.read())
+    except (FileNotFoundError, OSError) as error:
+        raise ConfigError(f"--resume {experiment}: {SWEEP_RECORD} is missing ({error}); not a raysid sweep") from None
 
 
 def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, list[str], list[str]]:
@@ -173,10 +289,10 @@ def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, li
     rows, failed, stopped = [], [], []
     for result in grid:
         if result.error is not None:
-            failed.append(f"{point_of(result.config)}: {result.error}")
+            failed.append(f"{point_of(result.config)}: {_last_line(result.error)}")
             continue
         if "stage_keys/result" not in (result.metrics or {}):
-            stopped.append(f"{point_of(result.config)}: stopped after {result.metrics.get('training_iteration', 0)} reports")
+            stopped.append(f"{point_of(result.config)}: stopped after {(result.metrics or {}).get('training_iteration', 0)} reports")
             continue
         point = point_of(result.config)
         config = flatten(trial_config_dict(study.resolve(point, smoke)))
@@ -186,3 +302,9 @@ def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, li
         row.update({k: (v if math.isfinite(v) else None) for k, v in final_metrics(result.metrics).items()})
         rows.append(row)
     return (pl.DataFrame(rows) if rows else pl.DataFrame()), failed, stopped
+
+
+def _last_line(error: BaseException) -> str:
+    """The exception's last non-empty line (Ray wraps the trial's traceback around it)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__

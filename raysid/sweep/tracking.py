@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from raysid.cache import open_store
 from raysid.config import flatten
 from raysid.pipeline import trial_config_dict
 from raysid.sweep.space import Study
 
 PARAM_LIMIT = 6000  # MLflow's maximum param value length
+SEARCH_LIMIT = 50_000  # runs one search returns (MLflow's maximum page)
 
 
 def default_tracking_uri(results_dir: Path) -> str:
@@ -28,30 +31,56 @@ def default_tracking_uri(results_dir: Path) -> str:
     return f"sqlite:///{Path(results_dir).resolve() / 'mlflow.db'}"
 
 
-def experiment_id(client: MlflowClient, name: str, artifact_root: Path) -> str:
-    """The id of experiment ``name``, created with its artifacts under artifact_root if new."""
+def experiment_id(client: MlflowClient, name: str, artifact_root: str | Path | None) -> str:
+    """The id of experiment ``name``, created with its artifacts under artifact_root (a path or URI) if new."""
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(name, artifact_location=(Path(artifact_root) / name).resolve().as_uri())
+    return client.create_experiment(name, artifact_location=_artifact_location(artifact_root, name))
+
+
+def _artifact_location(root: str | Path | None, name: str) -> str | None:
+    if root is None:
+        return None  # the tracking server's own artifact root
+    if "://" in str(root):
+        return f"{str(root).rstrip('/')}/{name}"
+    return (Path(root) / name).resolve().as_uri()
 
 
 class MLflowTracking(tune.Callback):
-    """Tune callback logging the sweep as a parent run and every trial as a nested child run."""
+    """Tune callback logging the sweep as a parent run and every trial as a nested child run.
 
-    def __init__(self, tracking_uri: str, study: Study, smoke: bool, artifact_root: Path):
+    Runs carry the sweep's id (tag ``raysid.sweep_id``) and each trial's Tune id (``raysid.trial_id``): a
+    resumed sweep finds its parent run and the run of every trial it had started, so no trial gets a second
+    run. A trial that fails is retried by Tune in the same run (tag ``raysid.failures``) and ends FAILED with
+    its error (tag ``raysid.error``) once its retries are spent.
+    """
+
+    def __init__(self, tracking_uri: str, study: Study, smoke: bool, artifact_root: str | Path | None,
+                 sweep_id: str = "", cache: str | None = None):
         self.tracking_uri, self.study, self.smoke, self.artifact_root = tracking_uri, study, smoke, artifact_root
+        self.sweep_id = sweep_id or uuid.uuid4().hex
+        self.cache = cache  # the stage cache, where trials' result artifacts are read from (None: artifact_dir)
         self.client: MlflowClient | None = None
         self.parent_run_id = ""
         self.trial_runs: dict[str, str] = {}
-        self.steps: dict[tuple[str, str], int] = {}
 
     def setup(self, **info: Any) -> None:
         self.client = MlflowClient(self.tracking_uri)
         self.experiment_id = experiment_id(self.client, self.study.name, self.artifact_root)
+        runs = self.client.search_runs([self.experiment_id], f"tags.`raysid.sweep_id` = '{self.sweep_id}'",
+                                       max_results=SEARCH_LIMIT)
+        parents = [r.info.run_id for r in runs if r.data.tags.get("raysid.kind") == "sweep"]
+        self.trial_runs = {r.data.tags["raysid.trial_id"]: r.info.run_id for r in runs if "raysid.trial_id" in r.data.tags}
+        if parents:  # a resumed sweep
+            self.parent_run_id = parents[0]
+            self.client.update_run(self.parent_run_id, status="RUNNING")
+            self.client.set_tag(self.parent_run_id, "raysid.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
+            return
         run = self.client.create_run(
             self.experiment_id, run_name=f"{self.study.name}{' (smoke)' if self.smoke else ''} {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            tags={"raysid.study": self.study.name, "raysid.kind": "sweep", "raysid.smoke": str(self.smoke)},
+            tags={"raysid.study": self.study.name, "raysid.kind": "sweep", "raysid.smoke": str(self.smoke),
+                  "raysid.sweep_id": self.sweep_id},
         )
         self.parent_run_id = run.info.run_id
         params = {"study.source": self.study.source, "study.metric": self.study.metric, "study.mode": self.study.mode,
@@ -59,13 +88,15 @@ class MLflowTracking(tune.Callback):
         self._log_params(self.parent_run_id, params)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id in self.trial_runs:  # a retried trial keeps its run
+        if trial.trial_id in self.trial_runs:  # a retried trial, or one a resumed sweep starts again
+            self.client.update_run(self.trial_runs[trial.trial_id], status="RUNNING")
             return
         point = point_of(trial.config)
         run = self.client.create_run(
             self.experiment_id, run_name=trial_label(point),
             tags={"mlflow.parentRunId": self.parent_run_id, "raysid.study": self.study.name,
-                  "raysid.trial_id": trial.trial_id, "raysid.point": json.dumps(point, sort_keys=True)},
+                  "raysid.sweep_id": self.sweep_id, "raysid.trial_id": trial.trial_id,
+                  "raysid.point": json.dumps(point, sort_keys=True)},
         )
         self.trial_runs[trial.trial_id] = run.info.run_id
         config = trial_config_dict(self.study.resolve(point, self.smoke))
@@ -78,22 +109,40 @@ class MLflowTracking(tune.Callback):
             self._log_metrics(run_id, metrics, step=int(result["epoch"]), prefix=f"{result['stage']}_epoch/")
             return
         self._log_metrics(run_id, final_metrics(result), step=0)
-        folder = Path(result.get("artifact_dir", ""))
+        folder = self._result_folder(result)
         for name in ("config.json", "semantic_ids.parquet", "usage.parquet"):
-            if (folder / name).exists():
+            if folder is not None and (folder / name).exists():
                 self.client.log_artifact(run_id, str(folder / name))
+
+    def _result_folder(self, result: dict) -> Path | None:
+        """The trial's result artifact, from the stage cache by key (any node's trial, any store)."""
+        if self.cache and "stage_keys/result" in result:
+            return open_store(self.cache).local("result", str(result["stage_keys/result"]))
+        return Path(result["artifact_dir"]) if "artifact_dir" in result else None
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.client.set_terminated(self.trial_runs[trial.trial_id], "FINISHED")
 
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self.trial_runs:
+            self._tag_failure(self.trial_runs[trial.trial_id], trial)
+
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         if trial.trial_id in self.trial_runs:
-            self.client.set_tag(self.trial_runs[trial.trial_id], "raysid.error", str(trial.error_file or "failed"))
+            self._tag_failure(self.trial_runs[trial.trial_id], trial)
             self.client.set_terminated(self.trial_runs[trial.trial_id], "FAILED")
 
+    def _tag_failure(self, run_id: str, trial: Any) -> None:
+        self.client.set_tag(run_id, "raysid.failures", str(trial.num_failures))
+        self.client.set_tag(run_id, "raysid.error", error_summary(trial.error_file))
+
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
+        for trial in unfinished:  # Ctrl-C: the resumed sweep sets them RUNNING again
+            if trial.trial_id in self.trial_runs:
+                self.client.set_terminated(self.trial_runs[trial.trial_id], "KILLED")
         failed = any(t.status == "ERROR" for t in trials)
-        self.client.set_terminated(self.parent_run_id, "FAILED" if failed else "FINISHED")
+        self.client.set_terminated(self.parent_run_id, "KILLED" if unfinished else "FAILED" if failed else "FINISHED")
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "client": None}
@@ -108,6 +157,14 @@ class MLflowTracking(tune.Callback):
         entries = [Metric(_metric_key(prefix + k), float(v), now, step) for k, v in metrics.items() if _is_number(v)]
         for start in range(0, len(entries), 500):
             self.client.log_batch(run_id, metrics=entries[start:start + 500], tags=[RunTag("raysid.logged", "1")])
+
+
+def error_summary(error_file: str | None, limit: int = 2000) -> str:
+    """The last lines of a trial's Tune error file (the exception, after Ray's traceback)."""
+    if not error_file or not Path(error_file).exists():
+        return "failed (no error file)"
+    lines = [line for line in Path(error_file).read_text(errors="replace").splitlines() if line.strip()]
+    return "\n".join(lines[-3:])[-limit:]
 
 
 def point_of(config: dict[str, Any]) -> dict[str, Any]:
