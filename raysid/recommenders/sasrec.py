@@ -571,27 +571,24 @@ def _rows(count: int, session: Session | None) -> list[int]:
 
 def _check_sequences(sequences: list[np.ndarray], num_items: int) -> None:
     """Raise ValueError naming the first training sequence that holds a non-integer or unknown item id."""
-    for index, sequence in enumerate(sequences):
-        items = np.asarray(sequence)
-        if items.size and not np.issubdtype(items.dtype, np.integer):
-            raise ValueError(f"training sequence {index} has dtype {items.dtype}; item ids must be integers")
-        bad = (items < 0) | (items >= num_items)
-        if bad.any():
-            raise ValueError(
-                f"training sequence {index} holds item id {int(items[np.argmax(bad)])}, outside the catalogue [0, {num_items})"
-            )
+    _check_ids(sequences, num_items, "training sequence {} has", "training sequence {} holds")
 
 
 def _check_items(items: list[np.ndarray], num_items: int) -> None:
     """Raise ValueError naming the first session whose candidate items are not integer ids of the catalogue."""
-    for index, values in enumerate(items):
+    _check_ids(items, num_items, "items of session {} have", "items of session {} hold")
+
+
+def _check_ids(arrays: list[np.ndarray], num_items: int, has: str, holds: str) -> None:
+    """Raise ValueError (``has``/``holds`` name the array) for the first non-integer or out-of-catalogue ids."""
+    for index, values in enumerate(arrays):
         values = np.asarray(values)
         if values.size and not np.issubdtype(values.dtype, np.integer):
-            raise ValueError(f"items of session {index} have dtype {values.dtype}; item ids must be integers")
+            raise ValueError(f"{has.format(index)} dtype {values.dtype}; item ids must be integers")
         bad = (values < 0) | (values >= num_items)
         if bad.any():
             raise ValueError(
-                f"items of session {index} hold item id {int(values[np.argmax(bad)])}, outside the catalogue [0, {num_items})"
+                f"{holds.format(index)} item id {int(values[np.argmax(bad)])}, outside the catalogue [0, {num_items})"
             )
 
 
