@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from raysid import provenance
 from raysid.cache import ArtifactStore
 from raysid.config import ConfigError, build, require, stable_hash, to_dict
 from raysid.data.catalog import CatalogConfig
@@ -178,8 +179,9 @@ def _file_digest(path: str) -> str | None:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def run_trial(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None = None) -> dict[str, float]:
-    """Run (or reuse) every stage of one trial and return its metrics, stage times and cache flags."""
+def run_trial(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None = None) -> dict[str, Any]:
+    """Run (or reuse) every stage of one trial: its metrics, stage times, cache flags, result key and the
+    provenance (``provenance.*`` strings) of the run that produced the metrics."""
     torch.set_num_threads(config.threads)
     keys = StageKeys.of(config)
     start = time.perf_counter()
@@ -230,12 +232,15 @@ def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_
     shutil.copy(prepared.tokenizer.folder / "usage.parquet", folder / "usage.parquet")
     (folder / "config.json").write_text(json.dumps(trial_config_dict(config), indent=2))
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (folder / "provenance.json").write_text(json.dumps(provenance.collect(config.threads), indent=2))
 
 
-def _load_metrics(folder: Path) -> dict[str, float]:
+def _load_metrics(folder: Path) -> dict[str, Any]:
+    """The stored metrics, the artifact folder and the provenance of the run that produced them."""
     metrics = json.loads((folder / "metrics.json").read_text())
     metrics["artifact_dir"] = str(folder)
-    return metrics
+    made_by = folder / "provenance.json"
+    return metrics | (provenance.tagged(json.loads(made_by.read_text())) if made_by.exists() else {})
 
 
 def _produce_semantic_ids(config, features, dataset: Dataset, splits: Splits, collaborative, folder: Path, on_epoch) -> None:

@@ -10,6 +10,7 @@ group with n = 1 has a null std and a null half-width (no interval can be estima
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import numpy as np
 import polars as pl
 
 from raysid.importance import render_search
+from raysid.provenance import summary_line
 
 # Two-sided 95% quantiles t(0.975, df) of Student's t, df = 1..30.
 _T975 = (
@@ -343,8 +345,10 @@ def plot(summary: pl.DataFrame, layout: ReportLayout, path: str | Path) -> Path:
     return path
 
 
-def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``trials.parquet``, ``summary.md`` and ``summary.png`` into out_dir; return their paths."""
+def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path,
+                 provenance: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``trials.parquet``, ``summary.md``, ``summary.png`` and, when given, ``provenance.json`` (see
+    ``raysid.provenance.results_record``) into out_dir; return their paths."""
     check_columns(trials, layout)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -355,6 +359,10 @@ def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path
     if layout.top or layout.importance:
         params = layout.importance or layout.rows
         markdown += "\n".join(render_search(trials, tuple(params), layout.best, layout.mode, layout.top or 5)) + "\n"
+    if provenance is not None:
+        paths["provenance"] = out / "provenance.json"
+        paths["provenance"].write_text(json.dumps(provenance, indent=2) + "\n")
+        markdown += "\n" + summary_line(provenance) + "\n"
     paths["markdown"].write_text(markdown)
     plot(summary, layout, paths["plot"])
     return paths

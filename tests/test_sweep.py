@@ -2,13 +2,17 @@
 
 import json
 
+import numpy as np
 import polars as pl
 import pytest
+import ray
+import torch
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 import yaml
 from cli.main import app
+from raysid import provenance
 from raysid.config import ConfigError
 from raysid.sweep.runner import SweepSettings, run_sweep
 from raysid.sweep.space import find_study, parse_study
@@ -36,16 +40,25 @@ def test_sweep_runs_on_ray_tracks_mlflow_and_writes_the_report(ray_local, tiny_s
     assert sorted(zip(trials["ratio"], trials["seed"])) == [("1:3", 0), ("1:3", 1), ("3:1", 0), ("3:1", 1)]
     assert {"test/hr@10", "test/ndcg@10", "valid/ndcg@10", "popularity/test/ndcg@10", "sid/conflict_rate",
             "config.tokenizer.shared_levels"} <= set(trials.columns)
-    assert dict(zip(trials["ratio"], trials["config.tokenizer.shared_levels"])) == {"1:3": "1", "3:1": "3"}
+    assert dict(zip(trials["ratio"], trials["config.tokenizer.shared_levels"])) == {"1:3": 1, "3:1": 3}  # typed
+    assert trials["seed"].dtype == pl.Int64 and trials["config.evaluation.ks"].to_list() == ["[5, 10]"] * 4
+    head = provenance.collect()
+    assert trials["provenance.commit"].to_list() == [head["commit"]] * 4 and head["commit"] != "unknown"
+    assert trials["provenance.torch"].to_list() == [torch.__version__] * 4
+    record = json.loads(outcome.report["provenance"].read_text())
+    assert record["report_made_by"]["commit"] == head["commit"] and record["trials_made_by"][0]["trials"] == 4
+    assert record["trials_made_by"][0]["numpy"] == np.__version__ and record["trials_made_by"][0]["threads"] == "1"
     summary = outcome.report["markdown"].read_text()
     assert "1:3" in summary and "3:1" in summary and "popularity" in summary and "★" in summary
     assert outcome.report["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"at commit {head['commit'][:10]}" in summary and "provenance.json" in summary
     check_mlflow(outcome.tracking_uri, "tiny-ratio", trials)
 
     again = run_sweep(tiny_study, settings)  # a finished sweep runs again from the stage cache
     assert again.trials["cached/result"].to_list() == [1.0] * 4
     merged = trials.join(again.trials, on=["ratio", "seed"], suffix="_again")
     assert (merged["test/ndcg@10"] == merged["test/ndcg@10_again"]).all()
+    assert (merged["provenance.platform"] == merged["provenance.platform_again"]).all()  # who made the cached metrics
 
 
 def check_mlflow(uri, name, trials):
@@ -54,10 +67,13 @@ def check_mlflow(uri, name, trials):
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("raysid.kind") == "sweep"]
     assert len(parents) == 1
+    commit = provenance.collect()["commit"]
+    assert parents[0].data.tags["provenance.commit"] == commit and parents[0].data.tags["provenance.ray"] == ray.__version__
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == trials.height
     for child in children:
         assert child.info.status == "FINISHED"
+        assert child.data.tags["provenance.commit"] == commit and child.data.tags["provenance.cpu"] == provenance.cpu_model()
         point = json.loads(child.data.tags["raysid.point"])
         row = trials.filter((pl.col("ratio") == point["ratio"]) & (pl.col("seed") == point["seed"]))
         assert child.data.metrics["test/ndcg_at_10"] == pytest.approx(row["test/ndcg@10"][0])

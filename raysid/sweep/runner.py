@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 import uuid
@@ -31,9 +30,12 @@ from ray.tune.search.optuna import OptunaSearch
 from raysid.cache import is_uri, open_store
 from raysid.config import ConfigError, flatten, stable_hash
 from raysid.pipeline import TrialConfig, run_trial, trial_config_dict
+from raysid import provenance
+from raysid.provenance import PREFIX as PROVENANCE
 from raysid.results import write_report
 from raysid.sweep.progress import SweepProgress
 from raysid.sweep.space import Axis, Study
+from raysid.sweep.table import trial_table
 from raysid.sweep.submit import use_local_token
 from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, point_of
 
@@ -218,7 +220,8 @@ def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepO
     trials, failed, stopped = trials_frame(grid, study, settings.smoke)
     interrupted = grid.num_terminated + grid.num_errors < max(len(grid), count_trials(study, settings.smoke))
     out_dir = Path(settings.results_dir) / experiment_name(study, settings.smoke)
-    report = write_report(trials, study.report, out_dir) if trials.height and not interrupted else {}
+    record = provenance.results_record(trials, study.name, settings.smoke)
+    report = write_report(trials, study.report, out_dir, record) if trials.height and not interrupted else {}
     return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency,
                         failed, stopped, interrupted, experiment)
 
@@ -285,23 +288,29 @@ def _read_record(experiment: str) -> dict[str, Any]:
 
 
 def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, list[str], list[str]]:
-    """One row per finished trial (axis values, seed, ``config.*``, final metrics); failed and stopped ones."""
+    """One row per finished trial (axis values, seed, ``config.*``, final metrics, ``provenance.*``);
+    failed and stopped ones."""
     rows, failed, stopped = [], [], []
     for result in grid:
         if result.error is not None:
             failed.append(f"{point_of(result.config)}: {_last_line(result.error)}")
-            continue
-        if "stage_keys/result" not in (result.metrics or {}):
+        elif "stage_keys/result" not in (result.metrics or {}):
             stopped.append(f"{point_of(result.config)}: stopped after {(result.metrics or {}).get('training_iteration', 0)} reports")
-            continue
-        point = point_of(result.config)
-        config = flatten(trial_config_dict(study.resolve(point, smoke)))
-        row = {"trial_id": result.metrics.get("trial_id", ""), **{k: str(v) for k, v in point.items() if k != "seed"}}
-        row["seed"] = int(point["seed"])
-        row.update({f"config.{k}": str(v) for k, v in config.items()})
-        row.update({k: (v if math.isfinite(v) else None) for k, v in final_metrics(result.metrics).items()})
-        rows.append(row)
-    return (pl.DataFrame(rows) if rows else pl.DataFrame()), failed, stopped
+        else:
+            rows.append(trial_row(result.config, result.metrics, study, smoke))
+    return trial_table(rows), failed, stopped
+
+
+def trial_row(tune_config: dict[str, Any], metrics: dict[str, Any], study: Study, smoke: bool) -> dict[str, Any]:
+    """A trial's row with native values (numbers stay numbers): its point, config, metrics and provenance."""
+    point = point_of(tune_config)
+    config = flatten(trial_config_dict(study.resolve(point, smoke)))
+    row = {"trial_id": metrics.get("trial_id", ""), **{k: v for k, v in point.items() if k != "seed"}}
+    row["seed"] = int(point["seed"])
+    row.update({f"config.{k}": v for k, v in config.items()})
+    row.update(final_metrics(metrics))
+    row.update({k: str(v) for k, v in metrics.items() if k.startswith(PROVENANCE)})
+    return row
 
 
 def _last_line(error: BaseException) -> str:

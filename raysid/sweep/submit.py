@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from raysid import provenance
 from raysid.config import ConfigError, require
 
 PACKAGES = ("raysid", "cli")  # shipped as py_modules: the code that runs on the cluster is this checkout's
@@ -81,7 +82,7 @@ def submit_study(submission: Submission, address: str) -> str:
             "working_dir": folder,
             "py_modules": [str(root / package) for package in PACKAGES],
             "excludes": EXCLUDES,
-            "env_vars": {"PYTHONUNBUFFERED": "1"},
+            "env_vars": {"PYTHONUNBUFFERED": "1", **provenance.environment()},  # the shipped code has no .git
         }
         return _client(address).submit_job(
             entrypoint=shlex.join(submission.arguments(study_file)), runtime_env=runtime_env,

@@ -17,6 +17,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from raysid import provenance
 from raysid.cache import open_store
 from raysid.config import flatten
 from raysid.pipeline import trial_config_dict
@@ -80,7 +81,7 @@ class MLflowTracking(tune.Callback):
         run = self.client.create_run(
             self.experiment_id, run_name=f"{self.study.name}{' (smoke)' if self.smoke else ''} {time.strftime('%Y-%m-%d %H:%M:%S')}",
             tags={"raysid.study": self.study.name, "raysid.kind": "sweep", "raysid.smoke": str(self.smoke),
-                  "raysid.sweep_id": self.sweep_id},
+                  "raysid.sweep_id": self.sweep_id, **provenance.tagged(provenance.collect())},
         )
         self.parent_run_id = run.info.run_id
         params = {"study.source": self.study.source, "study.metric": self.study.metric, "study.mode": self.study.mode,
@@ -109,6 +110,9 @@ class MLflowTracking(tune.Callback):
             self._log_metrics(run_id, metrics, step=int(result["epoch"]), prefix=f"{result['stage']}_epoch/")
             return
         self._log_metrics(run_id, final_metrics(result), step=0)
+        made_by = [RunTag(k, str(v)) for k, v in result.items() if k.startswith(provenance.PREFIX)]
+        if made_by:  # the provenance of the run that produced the metrics (this one, or the cached one's)
+            self.client.log_batch(run_id, tags=made_by)
         folder = self._result_folder(result)
         for name in ("config.json", "semantic_ids.parquet", "usage.parquet"):
             if folder is not None and (folder / name).exists():
