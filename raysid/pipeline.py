@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from raysid.cache import ArtifactStore
+from raysid.cache import ArtifactStore, load_json, stage_key
 from raysid.config import ConfigError, build, require, stable_hash, to_dict
 from raysid.data.catalog import CatalogConfig
 from raysid.data.dataset import Dataset, Splits
@@ -131,12 +131,15 @@ class TokenizerArtifact:
 
     @classmethod
     def load(cls, folder: Path) -> TokenizerArtifact:
-        return cls(SemanticIds.load(folder / "codes"), json.loads((folder / "quality.json").read_text()), folder)
+        return cls(SemanticIds.load(folder / "codes"), load_json(folder / "quality.json"), folder)
 
 
 @dataclass(frozen=True)
 class StageKeys:
-    """Content keys of every cached stage, derived from configs alone (no stage has to run)."""
+    """Content keys of every cached stage, derived from configs alone (no stage has to run).
+
+    Every key mixes in ``raysid.cache.code_version()`` (``stage_key``): a code change gives new keys.
+    """
 
     dataset: str
     collaborative: str
@@ -147,14 +150,14 @@ class StageKeys:
     def of(cls, config: TrialConfig) -> StageKeys:
         dataset = dataset_key(config.dataset)  # catalog: its config; imported: content fingerprint + view + features
         split = stable_hash(dataset, config.split)
-        collaborative = stable_hash("collaborative", split, config.collaborative)
+        collaborative = stage_key("collaborative", split, config.collaborative)
         numerics = _training_numerics(config.training)
-        tokenizer = stable_hash(
-            "tokenizer-v3", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
+        tokenizer = stage_key(
+            "tokenizer", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
             collaborative if _uses_collaborative(config) else None, _file_digest(getattr(config.tokenizer, "path", "")),
             *numerics,
         )
-        result = stable_hash("result-v2", tokenizer, config.semantic_ids, config.recommender_kind, config.recommender,
+        result = stage_key("result", tokenizer, config.semantic_ids, config.recommender_kind, config.recommender,
                              config.evaluation, config.seed, *numerics)
         return cls(dataset, collaborative, tokenizer, result)
 
@@ -162,7 +165,7 @@ class StageKeys:
 def _training_numerics(training: TrainingConfig) -> tuple:
     """What of the training section changes results: DDP world size and precision (not where it runs)."""
     if training.num_workers == 1 and training.precision == "fp32":
-        return ()  # the in-process default: keys stay as they were before the section existed
+        return ()  # the in-process default
     return ("training", training.num_workers, training.precision)
 
 
@@ -179,12 +182,15 @@ def _file_digest(path: str) -> str | None:
 
 
 def run_trial(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None = None) -> dict[str, float]:
-    """Run (or reuse) every stage of one trial and return its metrics, stage times and cache flags."""
+    """Run (or reuse) every stage of one trial and return its metrics, stage times and cache flags; when a
+    stored artifact was damaged and rebuilt, ``cache/repairs`` holds the warnings (also issued here)."""
     torch.set_num_threads(config.threads)
     keys = StageKeys.of(config)
     start = time.perf_counter()
     metrics = store.fetch("result", keys.result, lambda folder: _produce_result(config, store, folder, on_epoch), _load_metrics)
-    return {**metrics, **store.timings(), "time/trial": time.perf_counter() - start, "stage_keys/result": keys.result}
+    repairs = {"cache/repairs": " | ".join(store.repairs)} if store.repairs else {}  # shown by the sweep's driver
+    return {**metrics, **store.timings(), "time/trial": time.perf_counter() - start, "stage_keys/result": keys.result,
+            **repairs}
 
 
 @dataclass(frozen=True)
@@ -233,7 +239,7 @@ def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_
 
 
 def _load_metrics(folder: Path) -> dict[str, float]:
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = load_json(folder / "metrics.json")
     metrics["artifact_dir"] = str(folder)
     return metrics
 

@@ -10,6 +10,7 @@ import json
 import math
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
-from raysid.cache import open_store
+from raysid.cache import CacheWarning, open_store
 from raysid.config import flatten
 from raysid.pipeline import trial_config_dict
 from raysid.sweep.space import Study
@@ -109,6 +110,8 @@ class MLflowTracking(tune.Callback):
             self._log_metrics(run_id, metrics, step=int(result["epoch"]), prefix=f"{result['stage']}_epoch/")
             return
         self._log_metrics(run_id, final_metrics(result), step=0)
+        if result.get("cache/repairs"):  # the trial's own CacheWarning went to its worker's log only
+            warnings.warn(str(result["cache/repairs"]), CacheWarning, stacklevel=2)
         folder = self._result_folder(result)
         for name in ("config.json", "semantic_ids.parquet", "usage.parquet"):
             if folder is not None and (folder / name).exists():
