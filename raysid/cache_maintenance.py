@@ -132,9 +132,12 @@ def _remove_leftover(path: Path, reason: str, dry_run: bool) -> Removal | None:
 
 @contextlib.contextmanager
 def _unheld(lock: Path, dry_run: bool) -> Iterator[bool]:
-    """Take ``lock`` without waiting (True if taken); a dry run creates no lock file that is not there."""
-    if dry_run and not lock.exists():
+    """Take ``lock`` without waiting (True if taken); a lock file that was not there is not left behind."""
+    existed = lock.exists()
+    if dry_run and not existed:
         yield True
         return
     with file_lock(lock, blocking=False) as taken:
         yield taken
+        if taken and not existed:
+            lock.unlink(missing_ok=True)  # while held: a waiter on this file takes the lock again on a new one
