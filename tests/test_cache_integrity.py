@@ -234,3 +234,31 @@ def test_prune_older_than_removes_only_old_artifacts(cache, config):
     pruned = cli("prune", "--cache-dir", str(root), "--older-than", "2")
     assert f"removed  dataset/{folder.name}: created 3.0 days ago" in pruned.output and "removed 1 entries" in pruned.output
     assert not folder.exists() and (root / "result" / StageKeys.of(config).result).exists()
+
+
+def test_a_damaged_remote_copy_is_verified_on_download_rebuilt_and_uploaded_again(tmp_path):
+    from raysid.cache import open_store
+
+    uri = (tmp_path / "bucket").as_uri()  # file:// goes through the same pyarrow code as s3://
+    builds = []
+
+    def produce(folder):
+        builds.append(folder)
+        (folder / "codes.json").write_text(json.dumps(list(range(100))))
+
+    def load(folder):
+        return json.loads((folder / "codes.json").read_text())
+
+    assert open_store(uri, tmp_path / "node-a").fetch("tokenizer", "k", produce, load) == list(range(100))
+    remote = tmp_path / "bucket" / "tokenizer" / "k" / "codes.json"
+    truncate(remote)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert open_store(uri, tmp_path / "node-b").local("tokenizer", "k") is None  # not served
+        assert open_store(uri, tmp_path / "node-c").fetch("tokenizer", "k", produce, load) == list(range(100))
+    messages = [str(w.message) for w in caught if issubclass(w.category, CacheWarning)]
+    assert len(messages) == 2 and all("remote copy: codes.json has" in m for m in messages)
+    assert "not served" in messages[0] and "rebuilding it" in messages[1] and len(builds) == 2
+    assert json.loads(remote.read_text()) == list(range(100))  # the rebuilt artifact replaced the damaged upload
+    node_d = open_store(uri, tmp_path / "node-d")
+    assert node_d.fetch("tokenizer", "k", produce, load) == list(range(100)) and len(builds) == 2
