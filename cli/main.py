@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.cache import app as cache_app
 from cli.data import app as data_app
 from cli.verify import verify as verify_command
 from raysid.config import ConfigError
@@ -24,6 +25,7 @@ bench_app = typer.Typer(help="Benchmarks that print the platform's own costs.", 
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
 app.command("verify")(verify_command)
+app.add_typer(cache_app, name="cache")
 console = Console()
 
 ResultsDir = Annotated[Path, typer.Option("--results-dir", envvar="RAYSID_RESULTS_DIR", help="Where reports, the stage cache and the MLflow store live.")]

@@ -1,33 +1,72 @@
-"""Artifact store: each stage's output kept under the hash of its config and of its inputs' keys.
+"""Artifact store: each stage's output kept under the hash of its config, its inputs' keys and the code version.
 
-A stage artifact is a folder ``<root>/<stage>/<key>/`` written atomically (built in a temporary folder,
-then renamed) and marked complete by a ``.complete`` file. Concurrent trials that need the same artifact
-take a file lock, so one builds it and the others wait and reuse it.
+A stage artifact is a folder ``<root>/<stage>/<key>/`` written atomically (built in a ``.partial`` staging
+folder, then renamed) and marked complete by a ``.complete`` manifest, written last, that records the code
+version and every file's size and sha256. Every read (``fetch``, ``local``, a remote store's download)
+verifies the files against it; a missing or mismatching artifact, one without a manifest (written by an
+older raysid), or one whose ``load`` raises is rebuilt with one ``CacheWarning`` naming the stage, key and
+file. Concurrent trials that need the same artifact take a file lock, so one builds it and the others wait
+and reuse it.
+
+Keys are made with ``stage_key``, which mixes in ``code_version()``: a hash of the source files of the
+raysid modules the stages run (see ``raysid.cache_manifest.CODE_EXCLUDED``), so a code change never reuses artifacts of old code.
 
 On a cluster the store is a location every node sees: a shared filesystem path (a plain ``ArtifactStore``)
 or an object-store URI (``s3://bucket/raysid/cache``, ``gs://…``, ``hdfs://…``, ``file://…``), which
 ``open_store`` turns into a ``RemoteArtifactStore``: artifacts are built in a local mirror folder, uploaded
-file by file with ``.complete`` written last, and downloaded to the mirror when another node needs them.
+file by file with ``.complete`` written last, and downloaded (and verified) to the mirror when another
+node needs them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 import time
-import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from raysid.cache_manifest import (
+    COMPLETE,
+    MISSING,
+    artifact_files,
+    code_version,
+    file_lock,
+    forget,
+    replace_folder,
+    stage_key,
+    staging_folder,
+    verify,
+    write_manifest,
+)
+
+__all__ = ["ArtifactError", "ArtifactStore", "CacheWarning", "RemoteArtifactStore", "code_version", "load_json",
+           "open_store", "stage_key"]
 T = TypeVar("T")
-COMPLETE = ".complete"
 MIRROR_ENV = "RAYSID_CACHE_MIRROR"  # where remote stores keep their local copies (default: a temp folder)
+
+
+class CacheWarning(UserWarning):
+    """A stored artifact was damaged, unverifiable or unloadable and is rebuilt."""
+
+
+class ArtifactError(RuntimeError):
+    """An artifact that cannot be loaded even after it was rebuilt."""
+
+
+def load_json(path: Path) -> Any:
+    """The JSON document in ``path``; an unreadable or invalid one raises an error naming the file."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ArtifactError(f"{path}: not a readable JSON file ({error})") from None
 
 
 @dataclass
@@ -46,6 +85,7 @@ class ArtifactStore:
 
     root: Path
     records: list[StageRecord] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)  # the CacheWarning messages of artifacts rebuilt so far
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).expanduser().resolve()
@@ -60,6 +100,7 @@ class ArtifactStore:
         return self.root / stage / key
 
     def has(self, stage: str, key: str) -> bool:
+        """Whether the artifact is marked complete (not verified: ``fetch`` and ``local`` verify)."""
         return (self.path(stage, key) / COMPLETE).exists()
 
     def fetch(
@@ -69,50 +110,85 @@ class ArtifactStore:
         produce: Callable[[Path], None],
         load: Callable[[Path], T],
     ) -> T:
-        """Load artifact (stage, key), producing it first with ``produce(folder)`` if it is missing."""
+        """Load verified artifact (stage, key), producing it first with ``produce(folder)`` if it is missing
+        or damaged; a stored artifact whose ``load`` raises is rebuilt once, a rebuilt one raises ArtifactError."""
         start = time.perf_counter()
         cached = self._ensure(stage, key, produce)
-        value = load(self.path(stage, key))
+        seen = self._marker(stage, key)
+        try:
+            value = load(self.path(stage, key))
+        except Exception as error:  # noqa: BLE001 - any failure to load is damage of the stored files
+            if not cached:
+                raise self._unloadable(stage, key, error) from error
+            self._rebuild(stage, key, produce, seen, f"it fails to load: {_describe(error)}")
+            cached = False
+            try:
+                value = load(self.path(stage, key))
+            except Exception as again:  # noqa: BLE001
+                raise self._unloadable(stage, key, again) from again
         self.records.append(StageRecord(stage, key, time.perf_counter() - start, cached))
         return value
 
     def local(self, stage: str, key: str) -> Path | None:
-        """The local folder of a stored artifact (downloaded first if need be), or None if it is not stored."""
-        return self.path(stage, key) if self.has(stage, key) else None
+        """The local folder of a stored, verified artifact, or None if it is not stored (or damaged: warned)."""
+        problem = verify(self.path(stage, key))
+        if problem is None:
+            return self.path(stage, key)
+        if problem != MISSING:
+            self._warn(stage, key, problem, "not served")
+        return None
 
     def _ensure(self, stage: str, key: str, produce: Callable[[Path], None]) -> bool:
-        """Make artifact (stage, key) complete under ``path``; True when it was stored already."""
-        if self.has(stage, key):
+        """Make artifact (stage, key) complete and verified under ``path``; True when it was stored already."""
+        if verify(self.path(stage, key)) is None:
             return True
         with self._lock(stage, key):
-            if self.has(stage, key):
+            problem = verify(self.path(stage, key))
+            if problem is None:
                 return True
-            self._produce(stage, key, produce)
+            if problem != MISSING:
+                self._warn(stage, key, problem, "rebuilding it")
+            self._build(stage, key, produce)
             return False
 
-    def _produce(self, stage: str, key: str, produce: Callable[[Path], None]) -> None:
+    def _rebuild(self, stage: str, key: str, produce: Callable[[Path], None], seen: bytes | None, reason: str) -> None:
+        """Build (stage, key) again, unless another trial replaced it since ``seen`` (its manifest) was read."""
+        with self._lock(stage, key):
+            if self._marker(stage, key) != seen and verify(self.path(stage, key)) is None:
+                return
+            self._warn(stage, key, reason, "rebuilding it")
+            self._build(stage, key, produce)
+
+    def _build(self, stage: str, key: str, produce: Callable[[Path], None]) -> None:
         final = self.path(stage, key)
-        staging = final.parent / f".{key}.{uuid.uuid4().hex}.partial"
+        staging = staging_folder(final)
         staging.mkdir(parents=True)
         try:
             produce(staging)
-            (staging / COMPLETE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
-            if final.exists():  # an incomplete leftover of an interrupted run
-                shutil.rmtree(final)
-            os.replace(staging, final)
+            write_manifest(staging, stage, key)
+            replace_folder(staging, final)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    def _marker(self, stage: str, key: str) -> bytes | None:
+        try:
+            return (self.path(stage, key) / COMPLETE).read_bytes()
+        except OSError:
+            return None
+
+    def _warn(self, stage: str, key: str, problem: str, action: str) -> None:
+        message = f"stage cache: {stage} artifact {key} at {self.path(stage, key)} is damaged ({problem}); {action}"
+        self.repairs.append(message)
+        warnings.warn(message, CacheWarning, stacklevel=4)
+
+    def _unloadable(self, stage: str, key: str, error: BaseException) -> ArtifactError:
+        return ArtifactError(f"stage cache: {stage} artifact {key} at {self.path(stage, key)} fails to load "
+                             f"after it was built: {_describe(error)}")
+
     @contextlib.contextmanager
     def _lock(self, stage: str, key: str) -> Iterator[None]:
-        lock_path = self.root / stage / f".{key}.lock"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock_path, "w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(self.root / stage / f".{key}.lock"):
+            yield
 
     def timings(self) -> dict[str, float]:
         """Per-stage seconds and cache flags of everything fetched so far, as flat metrics."""
@@ -123,13 +199,21 @@ class ArtifactStore:
         return metrics
 
 
+def _describe(error: BaseException) -> str:
+    """An exception as one line, with the file it names (OSError) when it names one."""
+    where = f" ({error.filename})" if isinstance(error, OSError) and error.filename else ""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}{where}: {text[0] if text else ''}"
+
+
 @dataclass
 class RemoteArtifactStore(ArtifactStore):
     """Artifacts under a pyarrow filesystem URI, with a local mirror folder (``root``) to build and load in.
 
-    Artifacts are immutable (content-addressed), so a complete mirror copy is never stale. The lock only
-    serialises trials of one node: trials on different nodes that miss the same artifact at the same time
-    may both build it; both uploads hold the same content and ``.complete`` is written after the files.
+    Artifacts are immutable (content-addressed), so a complete, verified mirror copy is never stale; a
+    damaged mirror copy is downloaded again, a damaged remote artifact rebuilt and uploaded again. The lock
+    only serialises trials of one node: trials on different nodes that miss the same artifact at the same
+    time may both build it; both uploads hold the same content and ``.complete`` is written after the files.
     """
 
     uri: str = ""
@@ -155,27 +239,36 @@ class RemoteArtifactStore(ArtifactStore):
         return super().has(stage, key) or self._remote_has(stage, key)
 
     def local(self, stage: str, key: str) -> Path | None:
-        if super().has(stage, key):
+        if verify(self.path(stage, key)) is None:
             return self.path(stage, key)
         if not self._remote_has(stage, key):
             return None
         with self._lock(stage, key):
-            if not super().has(stage, key):
-                self._download(stage, key)
-        return self.path(stage, key)
+            problem = verify(self.path(stage, key))
+            if problem is not None:
+                problem = self._download(stage, key)
+        if problem is None:
+            return self.path(stage, key)
+        self._warn(stage, key, f"remote copy: {problem}", "not served")
+        return None
 
     def _ensure(self, stage: str, key: str, produce: Callable[[Path], None]) -> bool:
-        if super().has(stage, key):
+        if verify(self.path(stage, key)) is None:
             return True
         with self._lock(stage, key):
-            if super().has(stage, key):
+            if verify(self.path(stage, key)) is None:
                 return True
-            if self._remote_has(stage, key):
-                self._download(stage, key)
+            problem = self._download(stage, key) if self._remote_has(stage, key) else MISSING
+            if problem is None:
                 return True
-            self._produce(stage, key, produce)
-            self._upload(stage, key)
+            if problem != MISSING:
+                self._warn(stage, key, f"remote copy: {problem}", "rebuilding it")
+            self._build(stage, key, produce)
             return False
+
+    def _build(self, stage: str, key: str, produce: Callable[[Path], None]) -> None:
+        super()._build(stage, key, produce)
+        self._upload(stage, key)
 
     def _remote_has(self, stage: str, key: str) -> bool:
         from pyarrow import fs
@@ -184,30 +277,35 @@ class RemoteArtifactStore(ArtifactStore):
         return info.type == fs.FileType.File
 
     def _upload(self, stage: str, key: str) -> None:
-        """Copy the mirror folder up, every file before ``.complete``."""
+        """Copy the mirror folder up (replacing a damaged remote copy), every file before ``.complete``."""
+        from pyarrow import fs
+
         folder, remote = self.path(stage, key), self.remote_path(stage, key)
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != COMPLETE)
-        for path in [*files, folder / COMPLETE]:
+        if self.filesystem.get_file_info(remote).type == fs.FileType.Directory:
+            self.filesystem.delete_dir(remote)
+        for path in [*artifact_files(folder), folder / COMPLETE]:
             target = f"{remote}/{path.relative_to(folder).as_posix()}"
             self.filesystem.create_dir(target.rsplit("/", 1)[0], recursive=True)
             with self.filesystem.open_output_stream(target) as out, open(path, "rb") as handle:
                 shutil.copyfileobj(handle, out, length=1 << 20)
 
-    def _download(self, stage: str, key: str) -> None:
-        """Copy a complete remote artifact into the mirror (staged, then renamed into place)."""
+    def _download(self, stage: str, key: str) -> str | None:
+        """Copy a complete remote artifact into the mirror if it verifies; else what is wrong with it."""
         from pyarrow import fs
 
         final = self.path(stage, key)
-        staging = final.parent / f".{key}.{uuid.uuid4().hex}.partial"
+        staging = staging_folder(final)
         staging.mkdir(parents=True)
         try:
             fs.copy_files(self.remote_path(stage, key), str(staging), source_filesystem=self.filesystem,
                           destination_filesystem=fs.LocalFileSystem())
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(staging, final)
+            problem = verify(staging)
+            if problem is None:
+                replace_folder(staging, final)
+            return problem
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+            forget(staging)
 
 
 def is_uri(location: Any) -> bool:

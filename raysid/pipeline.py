@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from raysid import provenance
-from raysid.cache import ArtifactStore
+from raysid.cache import ArtifactStore, load_json, stage_key
 from raysid.config import ConfigError, build, require, stable_hash, to_dict
 from raysid.data.catalog import CatalogConfig
 from raysid.data.dataset import Dataset, Splits
@@ -132,12 +132,15 @@ class TokenizerArtifact:
 
     @classmethod
     def load(cls, folder: Path) -> TokenizerArtifact:
-        return cls(SemanticIds.load(folder / "codes"), json.loads((folder / "quality.json").read_text()), folder)
+        return cls(SemanticIds.load(folder / "codes"), load_json(folder / "quality.json"), folder)
 
 
 @dataclass(frozen=True)
 class StageKeys:
-    """Content keys of every cached stage, derived from configs alone (no stage has to run)."""
+    """Content keys of every cached stage, derived from configs alone (no stage has to run).
+
+    Every key mixes in ``raysid.cache.code_version()`` (``stage_key``): a code change gives new keys.
+    """
 
     dataset: str
     collaborative: str
@@ -148,14 +151,14 @@ class StageKeys:
     def of(cls, config: TrialConfig) -> StageKeys:
         dataset = dataset_key(config.dataset)  # catalog: its config; imported: content fingerprint + view + features
         split = stable_hash(dataset, config.split)
-        collaborative = stable_hash("collaborative", split, config.collaborative)
+        collaborative = stage_key("collaborative", split, config.collaborative)
         numerics = _training_numerics(config.training)
-        tokenizer = stable_hash(
-            "tokenizer-v3", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
+        tokenizer = stage_key(
+            "tokenizer", split, config.features, config.tokenizer_kind, config.tokenizer, config.seed,
             collaborative if _uses_collaborative(config) else None, _file_digest(getattr(config.tokenizer, "path", "")),
             *numerics,
         )
-        result = stable_hash("result-v2", tokenizer, config.semantic_ids, config.recommender_kind, config.recommender,
+        result = stage_key("result", tokenizer, config.semantic_ids, config.recommender_kind, config.recommender,
                              config.evaluation, config.seed, *numerics)
         return cls(dataset, collaborative, tokenizer, result)
 
@@ -163,7 +166,7 @@ class StageKeys:
 def _training_numerics(training: TrainingConfig) -> tuple:
     """What of the training section changes results: DDP world size and precision (not where it runs)."""
     if training.num_workers == 1 and training.precision == "fp32":
-        return ()  # the in-process default: keys stay as they were before the section existed
+        return ()  # the in-process default
     return ("training", training.num_workers, training.precision)
 
 
@@ -181,12 +184,15 @@ def _file_digest(path: str) -> str | None:
 
 def run_trial(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None = None) -> dict[str, Any]:
     """Run (or reuse) every stage of one trial: its metrics, stage times, cache flags, result key and the
-    provenance (``provenance.*`` strings) of the run that produced the metrics."""
+    provenance (``provenance.*`` strings) of the run that produced the metrics; when a stored artifact was
+    damaged and rebuilt, ``cache/repairs`` holds the warnings (also issued here)."""
     torch.set_num_threads(config.threads)
     keys = StageKeys.of(config)
     start = time.perf_counter()
     metrics = store.fetch("result", keys.result, lambda folder: _produce_result(config, store, folder, on_epoch), _load_metrics)
-    return {**metrics, **store.timings(), "time/trial": time.perf_counter() - start, "stage_keys/result": keys.result}
+    repairs = {"cache/repairs": " | ".join(store.repairs)} if store.repairs else {}  # shown by the sweep's driver
+    return {**metrics, **store.timings(), "time/trial": time.perf_counter() - start, "stage_keys/result": keys.result,
+            **repairs}
 
 
 @dataclass(frozen=True)
@@ -237,10 +243,10 @@ def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_
 
 def _load_metrics(folder: Path) -> dict[str, Any]:
     """The stored metrics, the artifact folder and the provenance of the run that produced them."""
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = load_json(folder / "metrics.json")
     metrics["artifact_dir"] = str(folder)
     made_by = folder / "provenance.json"
-    return metrics | (provenance.tagged(json.loads(made_by.read_text())) if made_by.exists() else {})
+    return metrics | (provenance.tagged(load_json(made_by)) if made_by.exists() else {})
 
 
 def _produce_semantic_ids(config, features, dataset: Dataset, splits: Splits, collaborative, folder: Path, on_epoch) -> None:

@@ -24,6 +24,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from raysid.cache_manifest import code_version
+
 ROOT = Path(__file__).resolve().parents[1]  # the checkout (or site-packages) raysid is imported from
 LIBRARIES = {  # provenance field -> distribution name
     "raysid": "raysid", "torch": "torch", "ray": "ray", "transformers": "transformers", "optuna": "optuna",
@@ -50,6 +52,7 @@ def _static() -> dict[str, str]:
     fields |= {name: _version(dist) for name, dist in LIBRARIES.items()}
     fields["python"] = platform.python_version()
     fields["lock"] = _lock_digest()
+    fields["code_version"] = code_version()  # what the stage cache keys carry
     fields["platform"] = platform.platform()
     fields["cpu"] = cpu_model()
     fields["cpu_count"] = str(os.cpu_count() or 0)

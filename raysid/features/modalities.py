@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from raysid.cache import ArtifactStore
+from raysid.cache import ArtifactStore, stage_key
 from raysid.config import ConfigError, require, stable_hash
 from raysid.data.dataset import Dataset, Splits
 from raysid.data.importers.store import load_sequence_info
@@ -175,13 +175,13 @@ def _sequence_titles(store: ArtifactStore, dataset_key: str, text: TextConfig, n
             matrix[present] = embed_texts([titles[i] for i in present], text)
         np.save(folder / MATRIX, matrix)
 
-    return store.fetch("features", stable_hash("playlist_titles", dataset_key, text), produce, _load_matrix)
+    return store.fetch("features", stage_key("playlist_titles", dataset_key, text), produce, _load_matrix)
 
 
 def _item_text(dataset: Dataset, text: TextConfig, store: ArtifactStore, view_key: str) -> np.ndarray:
     """(items, 384) embeddings of the items' template texts, cached under the view and the text config."""
     texts = item_texts(dataset.items, _template(text, dataset))
-    return store.fetch("features", stable_hash("text", view_key, text),
+    return store.fetch("features", stage_key("text", view_key, text),
                        lambda folder: np.save(folder / MATRIX, embed_texts(texts, text)), _load_matrix)
 
 
@@ -190,7 +190,7 @@ def _cooccurrence(dataset: Dataset, splits: Splits, config: CooccurrenceConfig, 
     """SGNS embeddings of the training sequences, cached under the split, the config and the DDP world size."""
     workers = training.num_workers if training.ray else 1
     return store.fetch(
-        "features", stable_hash("cooccurrence", split_key, config, workers),
+        "features", stage_key("cooccurrence", split_key, config, workers),
         lambda folder: np.save(folder / MATRIX, cooccurrence_embeddings(splits.train, dataset.num_items, config, training)),
         _load_matrix,
     )

@@ -10,6 +10,7 @@ import json
 import math
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from raysid import provenance
-from raysid.cache import open_store
+from raysid.cache import CacheWarning, open_store
 from raysid.config import flatten
 from raysid.pipeline import trial_config_dict
 from raysid.sweep.space import Study
@@ -113,6 +114,8 @@ class MLflowTracking(tune.Callback):
         made_by = [RunTag(k, str(v)) for k, v in result.items() if k.startswith(provenance.PREFIX)]
         if made_by:  # the provenance of the run that produced the metrics (this one, or the cached one's)
             self.client.log_batch(run_id, tags=made_by)
+        if result.get("cache/repairs"):  # the trial's own CacheWarning went to its worker's log only
+            warnings.warn(str(result["cache/repairs"]), CacheWarning, stacklevel=2)
         folder = self._result_folder(result)
         for name in ("config.json", "semantic_ids.parquet", "usage.parquet"):
             if folder is not None and (folder / name).exists():

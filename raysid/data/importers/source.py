@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from raysid.config import ConfigError, build, require, stable_hash
+from raysid.cache import stage_key
+from raysid.config import ConfigError, build, require
 from raysid.data.catalog import CatalogConfig, generate_catalog
 from raysid.data.dataset import Dataset
 from raysid.data.importers.store import (
@@ -107,15 +108,15 @@ def parse_dataset_config(data: Any, where: str = "config.dataset") -> CatalogCon
 def dataset_key(config: CatalogConfig | ImportedConfig) -> str:
     """The dataset stage's key: the catalog config, or the imported content + view + extraction configs."""
     if isinstance(config, CatalogConfig):
-        return stable_hash("dataset", config)
+        return stage_key("dataset", config)
     info = read_info(config.folder())
-    return stable_hash("dataset-imported", info["meta"].get("fingerprint", ""), config.view(),
+    return stage_key("dataset-imported", info["meta"].get("fingerprint", ""), config.view(),
                        resolve_extraction(config, info["meta"]))
 
 
 def view_key(config: ImportedConfig) -> str:
     """Key of the view's items (what content features are computed over), independent of extraction configs."""
-    return stable_hash("view", read_info(config.folder())["meta"].get("fingerprint", ""), config.view())
+    return stage_key("view", read_info(config.folder())["meta"].get("fingerprint", ""), config.view())
 
 
 @dataclass(frozen=True)

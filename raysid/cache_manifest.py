@@ -1,0 +1,193 @@
+"""Integrity of stage artifacts: the code version in every key, checksum manifests, locks, atomic folders.
+
+``code_version()`` hashes the source of the raysid modules the stages run (``CODE_EXCLUDED`` left out) once
+per process; ``stage_key`` mixes it into every artifact key. ``write_manifest`` records, in the artifact's
+``.complete`` file written last, the code version and every file's size and sha256; ``verify`` checks them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from raysid.config import stable_hash
+
+COMPLETE = ".complete"
+MANIFEST_FORMAT = 1  # layout of the .complete manifest; another format counts as unverifiable
+PACKAGE = Path(__file__).resolve().parent
+# Source files (relative to the raysid package) that cannot change a stage's output, left out of the code
+# version: the sweep/Tune/MLflow adapters, reports and their plots, benchmarks, report-only commands, and
+# the store itself (its manifest format is checked on read instead).
+CODE_EXCLUDED = ("sweep/", "results.py", "importance.py", "bench.py", "bench_decoding.py", "bench_tokenizers.py",
+                 "tokenize.py", "cache.py", "cache_manifest.py", "cache_maintenance.py", "verify.py", "paired.py",
+                 "readme_tables.py")
+MISSING = "missing"  # _problem's answer for an artifact that is not stored at all
+
+
+@functools.cache
+def code_version(package: Path = PACKAGE) -> str:
+    """Hash of the source of every raysid module a stage runs (``CODE_EXCLUDED`` left out), once per process."""
+    digest = hashlib.sha256()
+    for path in code_files(package):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def code_files(package: Path = PACKAGE) -> list[Path]:
+    """The ``.py`` files under ``package`` that make up the code version, sorted."""
+    files = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package).as_posix()
+        if "__pycache__" not in relative and not relative.startswith(CODE_EXCLUDED):
+            files.append(path)
+    return files
+
+
+def stage_key(*parts: Any) -> str:
+    """A stage artifact's key: the stable hash of ``parts`` (config, input keys) and the code version."""
+    return stable_hash(code_version(), *parts)
+
+
+# --- manifests ------------------------------------------------------------------------------------------
+
+
+def write_manifest(folder: Path, stage: str, key: str) -> None:
+    """Record every file of ``folder`` (size, sha256) and the code version in ``folder/.complete``."""
+    files = {path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": file_sha256(path)}
+             for path in artifact_files(folder)}
+    manifest = {"format": MANIFEST_FORMAT, "stage": stage, "key": key, "code_version": code_version(),
+                "created": time.time(), "files": files}
+    (folder / COMPLETE).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of ``folder``, or None when it has none in the current format."""
+    try:
+        manifest = json.loads((folder / COMPLETE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT or not isinstance(manifest.get("files"), dict):
+        return None
+    return manifest
+
+
+def verify(folder: Path) -> str | None:
+    """None when every file of ``folder`` matches its manifest, else what is wrong, naming the file."""
+    if not (folder / COMPLETE).is_file():
+        return MISSING if not folder.exists() else f"{COMPLETE} is missing (an unfinished artifact)"
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return f"{COMPLETE} holds no checksums (written by an older raysid): unverifiable"
+    signature = _signature(folder, manifest)
+    if _VERIFIED.get(str(folder)) == signature:
+        return None
+    for name, entry in sorted(manifest["files"].items()):
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        size = path.stat().st_size
+        if size != entry.get("size"):
+            return f"{name} has {size} bytes, its manifest says {entry.get('size')}"
+        if file_sha256(path) != entry.get("sha256"):
+            return f"{name} does not match its sha256 checksum"
+    _VERIFIED[str(folder)] = signature
+    return None
+
+
+_VERIFIED: dict[str, tuple] = {}  # folder -> stat signature when last verified: unchanged files are not hashed again
+
+
+def forget(folder: Path) -> None:
+    """Drop what ``verify`` remembers of ``folder`` (a staging folder that is gone)."""
+    _VERIFIED.pop(str(folder), None)
+
+
+def _signature(folder: Path, manifest: dict[str, Any]) -> tuple:
+    """Sizes, mtimes and inodes of the manifest and its files (None for a missing one)."""
+    def stat(path: Path) -> tuple | None:
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        return info.st_size, info.st_mtime_ns, info.st_ino
+
+    return tuple(stat(folder / name) for name in [COMPLETE, *sorted(manifest["files"])])
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def artifact_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.relative_to(folder).as_posix() != COMPLETE)
+
+
+def folder_bytes(path: Path) -> int:
+    """Total size of the files under ``path`` (or of the file ``path``)."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` (created if need be); yields False when not blocking and it is taken.
+
+    The lock file may be removed by ``raysid cache prune`` while nobody holds it: a lock taken on a file
+    that was unlinked meanwhile is dropped and taken again on the current file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = open(path, "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            yield False
+            return
+        if _same_file(handle, path):
+            break
+        handle.close()
+    try:
+        yield True
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _same_file(handle: Any, path: Path) -> bool:
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def staging_folder(final: Path) -> Path:
+    """A fresh ``.KEY.UUID.partial`` folder beside ``final`` (what ``raysid cache prune`` clears if left)."""
+    return final.parent / f".{final.name}.{uuid.uuid4().hex}.partial"
+
+
+def replace_folder(staging: Path, final: Path) -> None:
+    """Move ``staging`` to ``final`` atomically; an old ``final`` is moved aside first, then deleted."""
+    old = None
+    if final.exists():
+        old = staging_folder(final)
+        os.replace(final, old)
+    os.replace(staging, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
