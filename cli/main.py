@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.data import app as data_app
+from cli.docs import docs
 from raysid.config import ConfigError
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks that print the platform's own costs.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
+app.command()(docs)
 console = Console()
 
 ResultsDir = Annotated[Path, typer.Option("--results-dir", envvar="RAYSID_RESULTS_DIR", help="Where reports, the stage cache and the MLflow store live.")]
