@@ -108,11 +108,17 @@ def best_row(trials: pl.DataFrame, layout: ReportLayout) -> str:
     return summary["group"][marked[0]]
 
 
+def against_row(trials: pl.DataFrame, layout: ReportLayout, first: str) -> list[PairedDifference]:
+    """Row ``first`` minus each other row on ``layout.best``, in table order."""
+    rows = table_rows(trials, layout)
+    if first not in rows:
+        raise ValueError(f"no table row {first!r}; rows are: {', '.join(rows)}")
+    return [paired_difference(trials, layout, layout.best, first, row) for row in rows if row != first]
+
+
 def against_best(trials: pl.DataFrame, layout: ReportLayout) -> list[PairedDifference]:
     """The best row minus each other row on ``layout.best``, in table order."""
-    best = best_row(trials, layout)
-    return [paired_difference(trials, layout, layout.best, best, row)
-            for row in table_rows(trials, layout) if row != best]
+    return against_row(trials, layout, best_row(trials, layout))
 
 
 def all_pairs(trials: pl.DataFrame, layout: ReportLayout) -> list[PairedDifference]:

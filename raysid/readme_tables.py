@@ -13,9 +13,11 @@ A block is delimited by two HTML comments; everything between them is rewritten 
 - ``compare=METRIC`` and ``mode=max|min``: the metric of the paired verdicts and which way is better
   (default: the layout's ``best`` and ``mode``); its best row is marked ★;
 - ``pairs=best|all|none``: verdicts of the best row against each other row (default), of every pair, or none;
+  ``against=ROW``: of that row (e.g. the full model of an ablation) against each other row instead of the best;
 - ``floor=a,b``: per metric, the range of row mean / baseline mean and how many rows lie above the
   baseline by a paired interval that excludes 0;
-- ``order=A>B>C``: whether the paired differences agree with that order of rows (``>`` = better);
+- ``order=A>B>C``: whether the paired differences agree with that order of rows (``>`` = better); several
+  orders are separated by ``;`` (``order=A>B;C>D``), each judged on its own;
 - ``table=no``: leave the table out (another block of the same folder shows it).
 """
 
@@ -35,7 +37,7 @@ from raysid.results import ReportLayout, markdown_table, summarize
 # Markers count only at the start of a line, so prose may quote them mid-line.
 BLOCK = re.compile(r"^<!-- results:(?P<spec>[^\n]*?) -->\n(?P<body>.*?)^<!-- /results -->", re.DOTALL | re.MULTILINE)
 OPENING = re.compile(r"^<!-- results:", re.MULTILINE)
-OPTIONS = ("study", "metrics", "compare", "mode", "pairs", "floor", "order", "table")
+OPTIONS = ("study", "metrics", "compare", "mode", "pairs", "against", "floor", "order", "table")
 PAIRS = ("best", "all", "none")
 
 
@@ -49,8 +51,9 @@ class BlockSpec:
     compare: str = ""
     mode: str = ""
     pairs: str = "best"
+    against: str = ""
     floor: tuple[str, ...] = ()
-    order: tuple[str, ...] = ()
+    orders: tuple[tuple[str, ...], ...] = ()
     table: bool = True
 
     @property
@@ -75,11 +78,16 @@ def parse_spec(spec: str, where: str) -> BlockSpec:
         raise ValueError(f"{where}: mode={values['mode']!r}; valid values are: max, min")
     if values.get("table", "yes") not in ("yes", "no"):
         raise ValueError(f"{where}: table={values['table']!r}; valid values are: yes, no")
+    orders = tuple(tuple(r for r in o.split(">") if r) for o in values.get("order", "").split(";") if o)
+    if any(len(order) < 2 for order in orders):
+        raise ValueError(f"{where}: order={values['order']!r}; expected rows separated by '>' (A>B>C), orders by ';'")
     split = lambda key, sep: tuple(v for v in values.get(key, "").split(sep) if v)  # noqa: E731
     return BlockSpec(
         folder=words[0], study=values.get("study", words[0]), metrics=split("metrics", ","),
         compare=values.get("compare", ""), mode=values.get("mode", ""), pairs=values.get("pairs", "best"),
-        floor=split("floor", ","), order=split("order", ">"), table=values.get("table", "yes") == "yes",
+        against=values.get("against", ""), floor=split("floor", ","),
+        orders=orders,
+        table=values.get("table", "yes") == "yes",
     )
 
 
@@ -125,8 +133,10 @@ def _verdict_lines(spec: BlockSpec, trials: pl.DataFrame, layout: ReportLayout) 
         differences = paired.all_pairs(trials, layout)
         intro = f"Paired differences in `{layout.best}` between every two rows"
     else:
-        differences = paired.against_best(trials, layout)
-        intro = f"Paired differences in `{layout.best}`, the best row ({paired.best_row(trials, layout)}) minus each other row"
+        first = spec.against or paired.best_row(trials, layout)
+        differences = paired.against_row(trials, layout, first)
+        which = f"row {first}" if spec.against else f"the best row ({first})"
+        intro = f"Paired differences in `{layout.best}`, {which} minus each other row"
     if not differences:
         return []
     intro += " (mean of the per-seed differences over the seeds both rows have [95% t-interval]):"
@@ -145,15 +155,16 @@ def _floor_line(trials: pl.DataFrame, layout: ReportLayout, metric: str) -> str:
         return f"- `{metric}`: no ratio to the {layout.baseline} floor (its mean is {floor})."
     low, high = min(means) / floor, max(means) / floor
     span = f"{low:.2f}×" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f}–{high:.2f}×"
-    above = sum(paired.paired_difference(trials, layout, metric, row, BASELINE).favours_first("max")
-                for row in rows["group"].to_list())
+    labels = rows["group"].to_list()
+    below = [row for row in labels
+             if not paired.paired_difference(trials, layout, metric, row, BASELINE).favours_first("max")]
+    others = f" (not: {', '.join(below)})" if below else ""
     return (f"- `{metric}`: {span} the {layout.baseline} floor (row mean / floor mean); rows above the floor by a "
-            f"paired interval that excludes 0: {above} of {rows.height}.")
+            f"paired interval that excludes 0: {len(labels) - len(below)} of {len(labels)}{others}.")
 
 
-def _order_lines(spec: BlockSpec, trials: pl.DataFrame, layout: ReportLayout) -> list[str]:
+def _order_lines(order: tuple[str, ...], trials: pl.DataFrame, layout: ReportLayout) -> list[str]:
     """Every pair the order implies, and whether the paired differences agree, disagree or do not separate."""
-    order = spec.order
     pairs = [paired.paired_difference(trials, layout, layout.best, order[i], order[j])
              for i in range(len(order)) for j in range(i + 1, len(order))]
     better = "higher" if layout.mode == "max" else "lower"
@@ -179,8 +190,8 @@ def render_block(spec: BlockSpec, trials: pl.DataFrame, layout: ReportLayout) ->
     lines += _verdict_lines(spec, trials, layout)
     if spec.floor:
         lines += ["", *(_floor_line(trials, layout, m) for m in spec.floor)]
-    if spec.order:
-        lines += _order_lines(spec, trials, layout)
+    for order in spec.orders:
+        lines += _order_lines(order, trials, layout)
     return "\n".join(lines).lstrip("\n") + "\n"
 
 

@@ -50,8 +50,12 @@ def test_block_table_verdicts_and_floor_by_hand():
     assert "- A vs C: +0.1000 [0.0752, 0.1248] over 3 seeds: separates" in lines
     # ratios 0.10 / 0.06 and 0.25 / 0.06; only A - floor (0.25, 0.14, 0.18) has an interval above 0
     assert ("- `m`: 1.67–4.17× the popularity floor (row mean / floor mean); rows above the floor by a paired "
-            "interval that excludes 0: 1 of 3.") in lines
+            "interval that excludes 0: 1 of 3 (not: B, C).") in lines
     assert text.endswith("\n") and "A vs A" not in text
+    chosen = render_block(parse_spec("toy against=B", "t"), make_trials(), LAYOUT)
+    assert "`m`, row B minus each other row" in chosen and "- B vs A: −0.1500 [−0.3651, 0.0651]" in chosen
+    with pytest.raises(ValueError, match="no table row 'Z'; rows are: A, B, C"):
+        render_block(parse_spec("toy against=Z", "t"), make_trials(), LAYOUT)
 
 
 def test_order_agrees_disagrees_or_does_not_separate():
@@ -64,6 +68,8 @@ def test_order_agrees_disagrees_or_does_not_separate():
     assert "- C vs A: −0.1000 [−0.1248, −0.0752] over 3 seeds: separates" in disagree
     unseparated = render_block(parse_spec("toy order=A>B pairs=none table=no", "t"), trials, LAYOUT)
     assert "the results **do not separate** it (0 of 1 pairs separate in its direction, none against it)" in unseparated
+    both = render_block(parse_spec("toy order=A>C;B>C>A pairs=none table=no", "t"), trials, LAYOUT)
+    assert "Order A > C" in both and "Order B > C > A" in both
     lowest = render_block(parse_spec("toy order=C>A mode=min pairs=none table=no", "t"), trials, LAYOUT)
     assert "(lower is better): the results **agree**" in lowest
 
@@ -81,7 +87,7 @@ def test_difference_without_interval_and_marker_errors():
     assert format_difference(one) == "a vs b: −0.5000 over 1 seed (no interval): does not separate"
     none = PairedDifference("a", "b", "m", None, None, None, 0)
     assert format_difference(none) == "a vs b: no seed with a value in both: does not separate"
-    assert parse_spec("x order=1:1>3:1 floor=a,b", "w") == BlockSpec("x", "x", floor=("a", "b"), order=("1:1", "3:1"))
+    assert parse_spec("x order=1:1>3:1 floor=a,b", "w") == BlockSpec("x", "x", floor=("a", "b"), orders=(("1:1", "3:1"),))
     with pytest.raises(ValueError, match="README.md:3: bad option 'colour=red'; options are key=value with key one of study"):
         parse_spec("x colour=red", "README.md:3")
     with pytest.raises(ValueError, match="pairs='some'; valid values are: best, all, none"):
