@@ -6,9 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-
-console = Console()
 
 
 def docs(
@@ -21,7 +18,7 @@ def docs(
     try:
         outcomes = refresh(root)
     except ValueError as error:
-        console.print(f"[red]error:[/red] {error}")
+        typer.echo(f"error: {error}", err=True)  # one unwrapped line
         raise typer.Exit(2)
     stale = [name for outcome in outcomes for name in outcome.stale]
     if check:

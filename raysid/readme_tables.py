@@ -81,11 +81,11 @@ def parse_spec(spec: str, where: str) -> BlockSpec:
     orders = tuple(tuple(r for r in o.split(">") if r) for o in values.get("order", "").split(";") if o)
     if any(len(order) < 2 for order in orders):
         raise ValueError(f"{where}: order={values['order']!r}; expected rows separated by '>' (A>B>C), orders by ';'")
-    split = lambda key, sep: tuple(v for v in values.get(key, "").split(sep) if v)  # noqa: E731
+    listed = {key: tuple(v for v in values.get(key, "").split(",") if v) for key in ("metrics", "floor")}
     return BlockSpec(
-        folder=words[0], study=values.get("study", words[0]), metrics=split("metrics", ","),
+        folder=words[0], study=values.get("study", words[0]), metrics=listed["metrics"],
         compare=values.get("compare", ""), mode=values.get("mode", ""), pairs=values.get("pairs", "best"),
-        against=values.get("against", ""), floor=split("floor", ","),
+        against=values.get("against", ""), floor=listed["floor"],
         orders=orders,
         table=values.get("table", "yes") == "yes",
     )
@@ -223,8 +223,9 @@ def _source(spec: BlockSpec, root: Path, where: str) -> tuple[pl.DataFrame, Repo
     if not path.is_file():
         known = sorted(p.parent.name for p in (root / "results").glob("*/trials.parquet"))
         raise ValueError(f"{where}: no {path}; results folders with trials are: {', '.join(known) or 'none'}")
+    own = root / "search_spaces" / f"{spec.study}.yaml"  # the root's own study first, then the usual search
     try:
-        layout = load_study(spec.study).report
+        layout = load_study(own if own.is_file() else spec.study).report
     except ConfigError as error:
         raise ValueError(f"{where}: {error}") from None
     return pl.read_parquet(path), layout
