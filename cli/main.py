@@ -15,6 +15,7 @@ from rich.table import Table
 from cli.cache import app as cache_app
 from cli.data import app as data_app
 from cli.verify import verify as verify_command
+from cli.docs import docs
 from raysid.config import ConfigError
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(data_app, name="data")
 app.command("verify")(verify_command)
 app.add_typer(cache_app, name="cache")
+app.command()(docs)
 console = Console()
 
 ResultsDir = Annotated[Path, typer.Option("--results-dir", envvar="RAYSID_RESULTS_DIR", help="Where reports, the stage cache and the MLflow store live.")]

@@ -244,7 +244,7 @@ def best_rows(summary: pl.DataFrame, layout: ReportLayout) -> list[int]:
     return [i for i, v in candidates if v == target]
 
 
-def _table(summary: pl.DataFrame, layout: ReportLayout) -> list[str]:
+def markdown_table(summary: pl.DataFrame, layout: ReportLayout) -> list[str]:
     """Markdown table lines: group, trials, seeds, one column per metric; best cell bolded."""
     metrics = layout.columns
     head = " / ".join(layout.rows) or "group"
@@ -293,7 +293,7 @@ def _footer(summary: pl.DataFrame, layout: ReportLayout) -> list[str]:
 def render_markdown(summary: pl.DataFrame, layout: ReportLayout) -> str:
     """A markdown report: title, one table row per group (plus baseline), and an explanation."""
     title = layout.title or f"Ablation over {', '.join(layout.rows) or 'all trials'}"
-    parts = [f"# {title}", "", *_table(summary, layout), "", *_footer(summary, layout)]
+    parts = [f"# {title}", "", *markdown_table(summary, layout), "", *_footer(summary, layout)]
     return "\n".join(parts) + "\n"
 
 
