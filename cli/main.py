@@ -34,7 +34,7 @@ ResultsDir = Annotated[Path, typer.Option("--results-dir", envvar="RAYSID_RESULT
 
 
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -54,25 +54,38 @@ def sweep(
     resume: Annotated[bool, typer.Option(help="Continue the interrupted sweep (same options): finished trials are kept, the rest run.")] = False,
 ) -> None:
     """Run every trial of a study on Ray Tune, track it in MLflow and write results/STUDY/summary.md."""
-    from raysid.sweep.runner import SweepSettings, run_sweep
-    from raysid.sweep.space import load_study
+    from raysid.sweep.lock import ResultsLock
 
     results_dir = results_dir.expanduser().resolve()
     try:
-        loaded = load_study(study)
-        if dataset:
-            from raysid.data.importers.source import retarget_study
-
-            loaded = retarget_study(loaded, dataset)
-        settings = SweepSettings(results_dir, cache_dir, tracking_uri, address, smoke, max_concurrent, progress,
-                                 resume=resume, storage=storage, mlflow_artifacts=mlflow_artifacts)
-        outcome = run_sweep(loaded, settings)
+        with ResultsLock(results_dir, Path(study).stem):  # one sweep per folder, known before the slow imports
+            outcome = _run_sweep(study, results_dir, dataset, resume=resume, smoke=smoke, cache_dir=cache_dir,
+                                 tracking_uri=tracking_uri, address=address, max_concurrent=max_concurrent,
+                                 progress=progress, storage=storage, mlflow_artifacts=mlflow_artifacts)
     except (ConfigError, ValueError) as error:
         fail(str(error))
-    if outcome.interrupted:
-        console.print(f"[yellow]interrupted[/yellow] after {outcome.trials.height} finished trials; the state is in "
-                      f"{outcome.experiment_path}. Continue with: raysid sweep {study} --resume (and the same options)")
+    except KeyboardInterrupt:  # Ctrl-C while the libraries were still loading: nothing ran
+        console.print("[yellow]interrupted[/yellow] before the sweep started; nothing ran")
         raise typer.Exit(130)
+    _print_outcome(outcome, results_dir)
+
+
+def _run_sweep(study: str, results_dir: Path, dataset: Optional[str], **options):
+    from raysid.sweep.runner import SweepSettings, run_sweep
+    from raysid.sweep.space import load_study
+
+    loaded = load_study(study)
+    if dataset:
+        from raysid.data.importers.source import retarget_study
+
+        loaded = retarget_study(loaded, dataset)
+    return run_sweep(loaded, SweepSettings(results_dir, **options))
+
+
+def _print_outcome(outcome, results_dir: Path) -> None:
+    """What a sweep did; exit 130 when it was interrupted, 1 when trials failed."""
+    if outcome.interrupted:
+        _report_interruption(outcome)
     console.print(f"[green]{outcome.trials.height} trials finished[/green] in {outcome.wall_seconds:.1f} s")
     for name, path in outcome.report.items():
         console.print(f"  {name}: {path}")
@@ -88,6 +101,25 @@ def sweep(
         for line in outcome.failed:
             console.print(f"  {line}", markup=False)
         raise typer.Exit(1)
+
+
+def _report_interruption(outcome) -> None:
+    """An interrupted sweep: what finished, what did not, the exact command that continues it; exit 130."""
+    import shlex
+
+    arguments = [a for a in sys.argv[1:] if a != "--resume"]
+    why = f" by {outcome.signal}" if outcome.signal else ""
+    console.print(f"[yellow]interrupted{why}[/yellow]: {outcome.trials.height} of {outcome.total} trials finished; "
+                  "no report was written", soft_wrap=True)
+    for label in outcome.unfinished:
+        console.print(f"  not run (interrupted): {label}", markup=False, soft_wrap=True)
+    if outcome.resumable:
+        console.print(f"the state is in {outcome.experiment_path}; resume with:", markup=False, soft_wrap=True)
+        console.print(f"  {shlex.join(['raysid', *arguments, '--resume'])}", markup=False, soft_wrap=True)
+    else:
+        console.print("nothing was saved to resume; start it again with:", markup=False, soft_wrap=True)
+        console.print(f"  {shlex.join(['raysid', *arguments])}", markup=False, soft_wrap=True)
+    raise typer.Exit(130)
 
 
 @app.command()

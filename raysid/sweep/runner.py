@@ -3,9 +3,12 @@
 Where things live is configurable so that a study runs unchanged on a cluster: the stage cache, Tune's
 experiment storage and the MLflow store each take a local folder (the default, under ``results/``), a
 shared filesystem path or a URI that every node sees (``s3://…``, ``gs://…``). An interrupted sweep
-(Ctrl-C, a killed driver) resumes with ``SweepSettings(resume=True)``: Tune restores its experiment state,
-finished trials are kept and not run again, unfinished ones start over, and the MLflow adapter reuses the
-sweep's parent run and each trial's run (found by the sweep id that ``raysid-sweep.json`` keeps).
+(Ctrl-C or SIGTERM to the driver or its process group, a killed driver) resumes with
+``SweepSettings(resume=True)``: Tune restores its experiment state, finished trials are kept and not run
+again, unfinished ones start over, and the MLflow adapter reuses the sweep's parent run and each trial's run
+(found by the sweep id that ``raysid-sweep.json`` keeps and the trial's study point). An interrupted sweep
+writes no report: its outcome says ``interrupted`` and lists the trials that did not finish. One sweep runs
+per results folder at a time (``raysid.sweep.lock``), the lock taken before Ray or MLflow start.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from raysid.sweep.progress import SweepProgress
 from raysid.sweep.space import Axis, Study
 from raysid.sweep.table import trial_table
 from raysid.sweep.submit import use_local_token
-from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, point_of
+from raysid.sweep import interrupt
+from raysid.sweep.lock import ResultsLock
+from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, point_of, trial_label
 
 
 TRAIN_DRIVER_CPUS = 0.5  # a trial that drives a TorchTrainer (Ray rejects 0)
@@ -108,8 +113,12 @@ class SweepOutcome:
     concurrency: int
     failed: list[str] = field(default_factory=list)  # trials that raised (after their retries)
     stopped: list[str] = field(default_factory=list)  # trials a scheduler (ASHA) stopped early
-    interrupted: bool = False  # Ctrl-C stopped the sweep before every trial ended: resume it
+    interrupted: bool = False  # a stop signal (or a lost trial) ended the sweep before every trial ended
     experiment_path: str = ""  # Tune's experiment folder (what resume restores)
+    total: int = 0  # trials the study has
+    unfinished: list[str] = field(default_factory=list)  # trials an interruption left unfinished (none when it ran)
+    resumable: bool = False  # Tune saved an experiment state that --resume can continue
+    signal: str = ""  # the stop signal that interrupted it ("SIGINT", "SIGTERM"), if any
 
 
 def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool) -> None:
@@ -197,13 +206,39 @@ def experiment_name(study: Study, smoke: bool) -> str:
 
 
 def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepOutcome:
-    """Run (or resume) every trial of ``study`` on Ray Tune, track it in MLflow and write the ablation report."""
-    start = time.perf_counter()
+    """Run (or resume) every trial of ``study`` on Ray Tune, track it in MLflow and write the ablation report.
+
+    Holds the results folder's lock throughout (SweepBusy when another sweep holds it). SIGINT and SIGTERM
+    stop the sweep as Tune stops on Ctrl-C; the outcome is then ``interrupted`` and no report is written.
+    """
+    with ResultsLock(settings.results_dir, study.name), interrupt.stop_signals():
+        start = time.perf_counter()
+        try:
+            return _run_sweep(study, settings, start)
+        except KeyboardInterrupt:  # a stop signal before Tune ran (Ray starting, the state being read)
+            return _interrupted_before_tune(study, settings, start)
+
+
+def _interrupted_before_tune(study: Study, settings: SweepSettings, start: float) -> SweepOutcome:
+    experiment = _experiment_path(study, settings)
+    total = count_trials(study, settings.smoke)
+    return SweepOutcome(study, pl.DataFrame(), {}, settings.tracking, time.perf_counter() - start, 0,
+                        interrupted=True, experiment_path=experiment, total=total,
+                        unfinished=["every trial not finished before (Tune had not started)"],
+                        resumable=bool(tune.Tuner.can_restore(experiment)), signal=interrupt.received() or "SIGINT")
+
+
+def _experiment_path(study: Study, settings: SweepSettings) -> str:
+    return f"{settings.storage_location.rstrip('/')}/{experiment_name(study, settings.smoke)}"
+
+
+def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutcome:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # our progress bar replaces Tune's console tables
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_SNAPSHOT_S)  # what a killed driver can lose
-    experiment = f"{settings.storage_location.rstrip('/')}/{experiment_name(study, settings.smoke)}"
+    experiment = _experiment_path(study, settings)
     record = _resume_record(experiment, study, settings) if settings.resume else _new_record(study, settings)
     ensure_ray(settings.address)
+    interrupt.claim()  # ray.init set its own SIGTERM handler
     first = study.resolve(study.first_point(), settings.smoke)
     concurrency = settings.max_concurrent or study.search.max_concurrent or _fitting_trials(first)
     fn = tune.with_resources(tune.with_parameters(
@@ -216,14 +251,19 @@ def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepO
     else:
         tuner = _new_tuner(study, settings, fn, concurrency, record["sweep_id"])
         _write_record(experiment, record)
-    grid = tuner.fit()
-    trials, failed, stopped = trials_frame(grid, study, settings.smoke)
-    interrupted = grid.num_terminated + grid.num_errors < max(len(grid), count_trials(study, settings.smoke))
+    with interrupt.tuning():
+        grid = tuner.fit()
+    signal_name = interrupt.received()
+    trials, failed, stopped = trials_frame(grid, study, settings.smoke, interrupted=bool(signal_name))
+    total = max(len(grid), count_trials(study, settings.smoke))
+    unfinished = unfinished_trials(grid, study, settings.smoke)
+    interrupted = bool(signal_name) or trials.height + len(failed) + len(stopped) < total
     out_dir = Path(settings.results_dir) / experiment_name(study, settings.smoke)
     record = provenance.results_record(trials, study.name, settings.smoke)
     report = write_report(trials, study.report, out_dir, record) if trials.height and not interrupted else {}
     return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency,
-                        failed, stopped, interrupted, experiment)
+                        failed, stopped, interrupted, experiment, total, unfinished if interrupted else [],
+                        bool(tune.Tuner.can_restore(experiment)), signal_name)
 
 
 def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, sweep_id: str) -> tune.Tuner:
@@ -236,7 +276,7 @@ def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int,
         tune_config=tune_config(study, concurrency),
         run_config=tune.RunConfig(
             name=experiment_name(study, settings.smoke), storage_path=settings.storage_location,
-            callbacks=[tracking, progress], verbose=0,
+            callbacks=[tracking, progress, interrupt.ForwardStop()], verbose=0,
             failure_config=tune.FailureConfig(max_failures=study.search.max_failures),
         ),
     )
@@ -287,17 +327,22 @@ def _read_record(experiment: str) -> dict[str, Any]:
         raise ConfigError(f"--resume {experiment}: {SWEEP_RECORD} is missing ({error}); not a raysid sweep") from None
 
 
-def trials_frame(grid: Any, study: Study, smoke: bool) -> tuple[pl.DataFrame, list[str], list[str]]:
+def trials_frame(grid: Any, study: Study, smoke: bool, interrupted: bool = False) -> tuple[pl.DataFrame, list[str], list[str]]:
     """One row per finished trial (axis values, seed, ``config.*``, final metrics, ``provenance.*``);
-    failed and stopped ones."""
+    failed and stopped ones.
+
+    A trial without a final report was stopped early by the scheduler only when the study has one and the
+    sweep was not interrupted (Tune marks the trials an interruption stopped TERMINATED too); otherwise it is
+    left out of all three (see ``unfinished_trials``).
+    """
     rows, failed, stopped = [], [], []
     for result in grid:
         if result.error is not None:
             failed.append(f"{point_of(result.config)}: {_last_line(result.error)}")
-        elif "stage_keys/result" not in (result.metrics or {}):
-            stopped.append(f"{point_of(result.config)}: stopped after {(result.metrics or {}).get('training_iteration', 0)} reports")
-        else:
+        elif "stage_keys/result" in (result.metrics or {}):
             rows.append(trial_row(result.config, result.metrics, study, smoke))
+        elif not interrupted and study.search.scheduler != "none":
+            stopped.append(f"{point_of(result.config)}: stopped after {(result.metrics or {}).get('training_iteration', 0)} reports")
     return trial_table(rows), failed, stopped
 
 
@@ -311,6 +356,16 @@ def trial_row(tune_config: dict[str, Any], metrics: dict[str, Any], study: Study
     row.update(final_metrics(metrics))
     row.update({k: str(v) for k, v in metrics.items() if k.startswith(PROVENANCE)})
     return row
+
+
+def unfinished_trials(grid: Any, study: Study, smoke: bool) -> list[str]:
+    """Trials without a final report or an error (an interruption's), and the grid points Tune never started."""
+    unfinished = [trial_label(point_of(r.config)) for r in grid
+                  if r.error is None and "stage_keys/result" not in (r.metrics or {})]
+    if study.search.algorithm == "grid" and study.search.num_samples == 1:
+        started = {json.dumps(point_of(r.config), sort_keys=True) for r in grid}
+        unfinished += [trial_label(p) for p in study.grid_points(smoke) if json.dumps(p, sort_keys=True) not in started]
+    return unfinished
 
 
 def _last_line(error: BaseException) -> str:

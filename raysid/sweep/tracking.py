@@ -22,6 +22,7 @@ from raysid import provenance
 from raysid.cache import CacheWarning, open_store
 from raysid.config import flatten
 from raysid.pipeline import trial_config_dict
+from raysid.sweep import interrupt
 from raysid.sweep.space import Study
 
 PARAM_LIMIT = 6000  # MLflow's maximum param value length
@@ -52,10 +53,14 @@ def _artifact_location(root: str | Path | None, name: str) -> str | None:
 class MLflowTracking(tune.Callback):
     """Tune callback logging the sweep as a parent run and every trial as a nested child run.
 
-    Runs carry the sweep's id (tag ``raysid.sweep_id``) and each trial's Tune id (``raysid.trial_id``): a
-    resumed sweep finds its parent run and the run of every trial it had started, so no trial gets a second
-    run. A trial that fails is retried by Tune in the same run (tag ``raysid.failures``) and ends FAILED with
-    its error (tag ``raysid.error``) once its retries are spent.
+    Runs carry the sweep's id (tag ``raysid.sweep_id``) and each trial's key (``raysid.trial_key``): the study
+    point as stable JSON for a grid study, else Tune's trial id (a restored experiment may not have saved the
+    id of a trial that had started, but its point is the same). A resumed sweep finds its parent run and the
+    run of every trial it had started by these, so no trial gets a second run, and it skips the steps a run
+    already logged (tag ``raysid.logged_steps``: "stage:epoch" and "final"), so no metric step is logged
+    twice. A trial that fails is retried by Tune in the same run (tag ``raysid.failures``) and ends FAILED
+    with its error (tag ``raysid.error``) once its retries are spent. An interrupted sweep (Ctrl-C, SIGTERM)
+    ends its unfinished trial runs and the sweep run KILLED with tag ``raysid.status=interrupted``.
     """
 
     def __init__(self, tracking_uri: str, study: Study, smoke: bool, artifact_root: str | Path | None,
@@ -65,7 +70,15 @@ class MLflowTracking(tune.Callback):
         self.cache = cache  # the stage cache, where trials' result artifacts are read from (None: artifact_dir)
         self.client: MlflowClient | None = None
         self.parent_run_id = ""
-        self.trial_runs: dict[str, str] = {}
+        self.trial_runs: dict[str, str] = {}  # trial key -> run id
+        self.logged: dict[str, set[str]] = {}  # run id -> steps already logged
+        self.interrupted_runs: set[str] = set()  # runs an interrupted sweep ended KILLED
+
+    def trial_key(self, trial: Any) -> str:
+        """The study point (stable JSON) of a grid trial run once per point, else Tune's trial id."""
+        if self.study.search.algorithm == "grid" and self.study.search.num_samples == 1:
+            return json.dumps(point_of(trial.config), sort_keys=True)
+        return trial.trial_id
 
     def setup(self, **info: Any) -> None:
         self.client = MlflowClient(self.tracking_uri)
@@ -73,10 +86,13 @@ class MLflowTracking(tune.Callback):
         runs = self.client.search_runs([self.experiment_id], f"tags.`raysid.sweep_id` = '{self.sweep_id}'",
                                        max_results=SEARCH_LIMIT)
         parents = [r.info.run_id for r in runs if r.data.tags.get("raysid.kind") == "sweep"]
-        self.trial_runs = {r.data.tags["raysid.trial_id"]: r.info.run_id for r in runs if "raysid.trial_id" in r.data.tags}
+        trial_runs = [r for r in runs if "raysid.trial_id" in r.data.tags]
+        self.trial_runs = {r.data.tags.get("raysid.trial_key", r.data.tags["raysid.trial_id"]): r.info.run_id for r in trial_runs}
+        self.logged = {r.info.run_id: set(json.loads(r.data.tags.get("raysid.logged_steps", "[]"))) for r in trial_runs}
+        self.interrupted_runs = {r.info.run_id for r in runs if r.data.tags.get("raysid.status") == "interrupted"}
         if parents:  # a resumed sweep
             self.parent_run_id = parents[0]
-            self.client.update_run(self.parent_run_id, status="RUNNING")
+            self._restart(self.parent_run_id)
             self.client.set_tag(self.parent_run_id, "raysid.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
             return
         run = self.client.create_run(
@@ -90,32 +106,37 @@ class MLflowTracking(tune.Callback):
         self._log_params(self.parent_run_id, params)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id in self.trial_runs:  # a retried trial, or one a resumed sweep starts again
-            self.client.update_run(self.trial_runs[trial.trial_id], status="RUNNING")
+        key = self.trial_key(trial)
+        if key in self.trial_runs:  # a retried trial, or one a resumed sweep starts again
+            self._restart(self.trial_runs[key])
+            self.client.set_tag(self.trial_runs[key], "raysid.trial_id", trial.trial_id)
             return
         point = point_of(trial.config)
         run = self.client.create_run(
             self.experiment_id, run_name=trial_label(point),
             tags={"mlflow.parentRunId": self.parent_run_id, "raysid.study": self.study.name,
-                  "raysid.sweep_id": self.sweep_id, "raysid.trial_id": trial.trial_id,
+                  "raysid.sweep_id": self.sweep_id, "raysid.trial_id": trial.trial_id, "raysid.trial_key": key,
                   "raysid.point": json.dumps(point, sort_keys=True)},
         )
-        self.trial_runs[trial.trial_id] = run.info.run_id
+        self.trial_runs[key] = run.info.run_id
+        self.logged[run.info.run_id] = set()
         config = trial_config_dict(self.study.resolve(point, self.smoke))
         self._log_params(run.info.run_id, flatten(config))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-        run_id = self.trial_runs[trial.trial_id]
+        run_id = self.trial_runs[self.trial_key(trial)]
         if "stage" in result:  # a per-epoch report of one stage
             metrics = {k: v for k, v in result.items() if k.startswith(f"{result['stage']}/") or k.startswith(("train/", "valid/"))}
-            self._log_metrics(run_id, metrics, step=int(result["epoch"]), prefix=f"{result['stage']}_epoch/")
+            self._log_metrics(run_id, metrics, step=int(result["epoch"]), prefix=f"{result['stage']}_epoch/",
+                              step_key=f"{result['stage']}:{int(result['epoch'])}")
             return
-        self._log_metrics(run_id, final_metrics(result), step=0)
+        if result.get("cache/repairs"):  # the trial's own CacheWarning went to its worker's log only
+            warnings.warn(str(result["cache/repairs"]), CacheWarning, stacklevel=2)
+        if not self._log_metrics(run_id, final_metrics(result), step=0, step_key="final"):
+            return  # a resumed trial's final metrics and artifacts are in its run already
         made_by = [RunTag(k, str(v)) for k, v in result.items() if k.startswith(provenance.PREFIX)]
         if made_by:  # the provenance of the run that produced the metrics (this one, or the cached one's)
             self.client.log_batch(run_id, tags=made_by)
-        if result.get("cache/repairs"):  # the trial's own CacheWarning went to its worker's log only
-            warnings.warn(str(result["cache/repairs"]), CacheWarning, stacklevel=2)
         folder = self._result_folder(result)
         for name in ("config.json", "semantic_ids.parquet", "usage.parquet"):
             if folder is not None and (folder / name).exists():
@@ -128,28 +149,46 @@ class MLflowTracking(tune.Callback):
         return Path(result["artifact_dir"]) if "artifact_dir" in result else None
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.client.set_terminated(self.trial_runs[trial.trial_id], "FINISHED")
+        self.client.set_terminated(self.trial_runs[self.trial_key(trial)], "FINISHED")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id in self.trial_runs:
-            self._tag_failure(self.trial_runs[trial.trial_id], trial)
+        if self.trial_key(trial) in self.trial_runs:
+            self._tag_failure(self.trial_runs[self.trial_key(trial)], trial)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        if trial.trial_id in self.trial_runs:
-            self._tag_failure(self.trial_runs[trial.trial_id], trial)
-            self.client.set_terminated(self.trial_runs[trial.trial_id], "FAILED")
+        if self.trial_key(trial) in self.trial_runs:
+            self._tag_failure(self.trial_runs[self.trial_key(trial)], trial)
+            self.client.set_terminated(self.trial_runs[self.trial_key(trial)], "FAILED")
 
     def _tag_failure(self, run_id: str, trial: Any) -> None:
         self.client.set_tag(run_id, "raysid.failures", str(trial.num_failures))
         self.client.set_tag(run_id, "raysid.error", error_summary(trial.error_file))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if interrupt.received():  # Tune marked the trials it stopped TERMINATED: ask MLflow what is still running
+            for run_id in self.trial_runs.values():
+                if self.client.get_run(run_id).info.status == "RUNNING":  # the resumed sweep sets it RUNNING again
+                    self._end_interrupted(run_id)
+            self._end_interrupted(self.parent_run_id)
+            return
         unfinished = [t for t in trials if t.status not in ("TERMINATED", "ERROR")]
-        for trial in unfinished:  # Ctrl-C: the resumed sweep sets them RUNNING again
-            if trial.trial_id in self.trial_runs:
-                self.client.set_terminated(self.trial_runs[trial.trial_id], "KILLED")
+        for trial in unfinished:
+            if self.trial_key(trial) in self.trial_runs:
+                self.client.set_terminated(self.trial_runs[self.trial_key(trial)], "KILLED")
         failed = any(t.status == "ERROR" for t in trials)
         self.client.set_terminated(self.parent_run_id, "KILLED" if unfinished else "FAILED" if failed else "FINISHED")
+
+    def _restart(self, run_id: str) -> None:
+        """A run an earlier driver started runs again (its interruption tags go)."""
+        self.client.update_run(run_id, status="RUNNING")
+        if run_id in self.interrupted_runs:
+            self.interrupted_runs.discard(run_id)
+            for tag in ("raysid.status", "raysid.signal"):
+                self.client.delete_tag(run_id, tag)
+
+    def _end_interrupted(self, run_id: str) -> None:
+        self.client.log_batch(run_id, tags=[RunTag("raysid.status", "interrupted"), RunTag("raysid.signal", interrupt.received())])
+        self.client.set_terminated(run_id, "KILLED")
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "client": None}
@@ -159,11 +198,18 @@ class MLflowTracking(tune.Callback):
         for start in range(0, len(entries), 100):
             self.client.log_batch(run_id, params=entries[start:start + 100])
 
-    def _log_metrics(self, run_id: str, metrics: dict[str, Any], step: int, prefix: str = "") -> None:
+    def _log_metrics(self, run_id: str, metrics: dict[str, Any], step: int, step_key: str, prefix: str = "") -> bool:
+        """Log one step of a run unless the run has it already (a resumed trial); False when skipped."""
+        logged = self.logged.setdefault(run_id, set())
+        if step_key in logged:
+            return False
+        logged.add(step_key)
         now = int(time.time() * 1000)
         entries = [Metric(_metric_key(prefix + k), float(v), now, step) for k, v in metrics.items() if _is_number(v)]
-        for start in range(0, len(entries), 500):
-            self.client.log_batch(run_id, metrics=entries[start:start + 500], tags=[RunTag("raysid.logged", "1")])
+        steps = RunTag("raysid.logged_steps", json.dumps(sorted(logged)))
+        for start in range(0, max(len(entries), 1), 500):
+            self.client.log_batch(run_id, metrics=entries[start:start + 500], tags=[RunTag("raysid.logged", "1"), steps])
+        return True
 
 
 def error_summary(error_file: str | None, limit: int = 2000) -> str:
