@@ -1,12 +1,15 @@
 """The split is decided once: no interaction of a validation or test period reaches a trained stage.
 
-A trial is prepared for real (dataset, split, collaborative embeddings, tokenizer) on the TINY catalog, with
-and without played/skipped feedback, and what every trained stage was given (``Prepared.trained_on``) is
+A trial is prepared for real (dataset, split, features, collaborative embeddings, tokenizer) on the TINY
+catalog with and without played/skipped feedback and on an imported Spotify skip log (whose co-occurrence
+features are learned from the training sequences), and what every trained stage was given (``Prepared.trained_on``) is
 mapped back to (sequence, position) interactions of the dataset and compared with the evaluation periods,
 which are computed here by hand from the sequence lengths.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,18 +17,29 @@ from conftest import TINY
 
 from raysid.cache import ArtifactStore
 from raysid.config import override
+from raysid.data.importers import import_dataset
+from raysid.data.importers.store import save_import
 from raysid.pipeline import parse_trial_config, prepare
 
 PERIOD = 3  # split.feedback_period: TINY sessions hold at most 12 tracks; 3 makes the two periods overlap leave-one-out's last two
 TRAINED_STAGES = ("features", "collaborative", "tokenizer", "recommender")
+SKIP_LOG = Path(__file__).resolve().parents[2] / "shared" / "data" / "spotify-skip"
+TRIALS = ("catalog-with-skips", "catalog", "spotify-skip-import")
 
 
-def _config(feedback: bool):
+def _config(trial: str, folder: Path):
     sections = {"tokenizer": {"kind": "musicrec", "shared_levels": 1, "specific_levels": 1},  # α > 0: CF embeddings
                 "recommender": {"kind": "sasrec", "hidden_size": 16, "num_layers": 1, "epochs": 1}}
-    if feedback:
+    if trial != "catalog":
         sections |= {"dataset": {"skips": {"enabled": True}}, "split": {"feedback_period": PERIOD}}
-    tiny = {k: v for k, v in TINY.items() if not k.startswith("recommender.")}
+    if trial == "spotify-skip-import":
+        if not SKIP_LOG.exists():
+            pytest.skip("the shared Spotify skip sample is not on this machine")
+        log = import_dataset("spotify-skip", SKIP_LOG / "log_sample.csv", "skips", features=SKIP_LOG / "track_features_sample.csv")
+        save_import(log, "skips", folder)
+        sections["dataset"] = {"source": "imported", "name": "skips", "root": str(folder), "cooccurrence": {"dim": 8, "epochs": 1}}
+    drop = ("recommender.", "dataset.") if trial == "spotify-skip-import" else ("recommender.",)
+    tiny = {k: v for k, v in TINY.items() if not k.startswith(drop)}
     return parse_trial_config(override(sections, tiny))
 
 
@@ -60,11 +74,13 @@ def _interactions(trained: list[np.ndarray], sequences: list[np.ndarray]) -> set
     return found
 
 
-@pytest.mark.parametrize("feedback", [True, False], ids=["catalog-with-skips", "catalog"])
-def test_no_interaction_of_a_held_out_period_reaches_a_trained_stage(feedback, tmp_path):
-    prepared = prepare(_config(feedback), ArtifactStore(tmp_path))
-    sequences = prepared.dataset.sequences
+@pytest.mark.parametrize("trial", TRIALS)
+def test_no_interaction_of_a_held_out_period_reaches_a_trained_stage(trial, tmp_path):
+    prepared = prepare(_config(trial, tmp_path / "datasets"), ArtifactStore(tmp_path / "cache"))
+    sequences, feedback = prepared.dataset.sequences, trial != "catalog"
     assert (prepared.dataset.feedback is not None) == feedback
+    if trial == "spotify-skip-import":
+        assert "cooccurrence" in prepared.dataset.modalities  # learned from trained_on["features"]
     valid, test = _held_out_by_hand(sequences, feedback)
     expected = _trained_by_hand(sequences, feedback)
     assert valid and test and expected
@@ -80,7 +96,7 @@ def test_no_interaction_of_a_held_out_period_reaches_a_trained_stage(feedback, t
 
 def test_the_evaluation_periods_are_the_held_out_interactions(tmp_path):
     """What evaluate scores on a feedback dataset: the periods above, their input all tracks before them."""
-    prepared = prepare(_config(True), ArtifactStore(tmp_path))
+    prepared = prepare(_config("catalog-with-skips", tmp_path), ArtifactStore(tmp_path))
     sequences, periods = prepared.dataset.sequences, prepared.split.feedback
     long = [s for s in sequences if len(s) > 2 * PERIOD]
     assert [p.tolist() for p in periods.test.items] == [s[-PERIOD:].tolist() for s in long]
