@@ -9,7 +9,8 @@ never ask which model they have:
   history-length bucket (``raysid.metrics.report``);
 - feedback: when the dataset has played/skipped feedback and the model scores it (SASRec), the stratified
   AUC on (played, skipped) pairs per session of the test period, overall and by history length, and the
-  ranking metrics for each period's first played track.
+  ranking metrics for each period's first played track. Every other model on such a dataset is ranked on
+  those same first played tracks: the pipeline's one split (``decide_split``) is the feedback split.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 
 from raysid.config import ConfigError
 from raysid.data.dataset import Dataset, EvalSet, Splits
-from raysid.data.splits import make_feedback_splits
+from raysid.data.splits import FeedbackSplits, TrialSplit
 from raysid.metrics.auc import evaluate_feedback
 from raysid.metrics.ranking import ranking_metrics
 from raysid.metrics.report import recommendation_report
@@ -38,13 +39,19 @@ if TYPE_CHECKING:
 OnEpoch = Callable[[str, int, dict[str, float]], None]
 
 
-def evaluate(config: TrialConfig, sids: SemanticIds, dataset: Dataset, splits: Splits,
+def evaluate(config: TrialConfig, sids: SemanticIds, dataset: Dataset, split: TrialSplit,
              on_epoch: OnEpoch | None) -> dict[str, float]:
-    """Train ``config.recommender_kind`` on the unique identifiers ``sids``; its metrics and the popularity floor."""
+    """Train ``config.recommender_kind`` on the unique identifiers ``sids``; its metrics and the popularity floor.
+
+    ``split`` is the trial's one split (``raysid.data.splits.decide_split``, made by the pipeline); nothing
+    here splits again.
+    """
     model = build(config, sids, dataset)
-    if config.recommender_kind == "sasrec" and dataset.feedback is not None:
-        return _evaluate_with_feedback(config, model, dataset, on_epoch)
-    _fit(model, config, splits.train, _subsample(splits.valid, config), on_epoch, _epoch_ranking(config, splits))
+    if _scores_feedback(config, split):
+        return _evaluate_with_feedback(config, model, dataset, split.feedback, on_epoch)
+    splits = split.splits
+    _fit(model, config, fit_sequences(config, split), _subsample(splits.valid, config), on_epoch,
+         _epoch_ranking(config, splits))
     popularity = PopularityRecommender(num_items=sids.num_items).fit(splits.train)
     metrics: dict[str, float] = {}
     for name, evalset in (("valid", splits.valid), ("test", splits.test)):
@@ -90,9 +97,19 @@ def _ranking(prefix: str, model: Any, evalset: EvalSet, config: TrialConfig, dat
     return _prefixed(prefix, metrics)
 
 
-def _evaluate_with_feedback(config: TrialConfig, model: Any, dataset: Dataset, on_epoch: OnEpoch | None) -> dict[str, float]:
+def fit_sequences(config: TrialConfig, split: TrialSplit) -> list[np.ndarray]:
+    """The sequences the recommender of ``config`` trains on: the training part of the trial's split."""
+    return split.feedback.train if _scores_feedback(config, split) else split.splits.train
+
+
+def _scores_feedback(config: TrialConfig, split: TrialSplit) -> bool:
+    """Whether the recommender trains on and is scored by played/skipped feedback (SASRec on a feedback split)."""
+    return config.recommender_kind == "sasrec" and split.feedback is not None
+
+
+def _evaluate_with_feedback(config: TrialConfig, model: Any, dataset: Dataset, splits: FeedbackSplits,
+                            on_epoch: OnEpoch | None) -> dict[str, float]:
     """SASRec on played/skipped feedback: train on the sessions' earlier tracks, AUC on their last period."""
-    splits = make_feedback_splits(dataset, config.split)
     _fit(model, config, splits.train, splits.valid, on_epoch, None, feedback=splits.train_feedback)
     ks = config.evaluation.ks
     metrics = evaluate_feedback(model, splits.valid, prefix="valid/", ks=ks)

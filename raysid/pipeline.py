@@ -1,6 +1,6 @@
 """run_trial: the stages of DESIGN.md's data flow in order, each cached in the artifact store.
 
-dataset -> splits -> features -> collaborative embeddings -> tokenizer -> semantic IDs -> recommender
+dataset -> split (decided once) -> features -> collaborative embeddings -> tokenizer -> semantic IDs -> recommender
 -> metrics. Nothing here knows about Ray or MLflow: the sweep adapters call ``run_trial`` and forward its
 ``on_epoch`` progress.
 """
@@ -31,9 +31,9 @@ from raysid.data.importers.source import (
     parse_dataset_config,
     produce_dataset,
 )
-from raysid.data.splits import SplitConfig, make_splits
+from raysid.data.splits import SplitConfig, TrialSplit, decide_split
 from raysid.distributed import TrainingConfig
-from raysid.evaluation import evaluate
+from raysid.evaluation import evaluate, fit_sequences
 from raysid.features.collaborative import collaborative_embeddings
 from raysid.features.modalities import (
     FeatureConfig,
@@ -196,26 +196,47 @@ def run_trial(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | Non
 
 
 @dataclass(frozen=True)
+class StageTraining:
+    """What one trained stage is given to learn from: sequences of the split's training part and training items."""
+
+    sequences: list[np.ndarray]
+    items: np.ndarray  # (items,) sorted ids: what the features are standardised on and the tokenizer fits on
+
+
+@dataclass(frozen=True)
 class Prepared:
-    """The inputs every recommender needs: data, splits and the tokenizer stage's output."""
+    """The inputs every recommender needs: data, the trial's one split and the tokenizer stage's output.
+
+    ``trained_on`` records, per trained stage ("features", "collaborative" when the tokenizer uses CF
+    embeddings, "tokenizer", "recommender"), what it is given to learn from, so a run can be audited.
+    """
 
     dataset: Dataset
-    splits: Splits
+    split: TrialSplit
     tokenizer: TokenizerArtifact
+    trained_on: dict[str, StageTraining]
+
+    @property
+    def splits(self) -> Splits:
+        return self.split.splits
 
 
 def prepare(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None = None) -> Prepared:
-    """Fetch (or build) the dataset, collaborative embeddings and tokenizer stages of a trial."""
+    """Fetch (or build) the dataset, decide its split once, then the features, CF embeddings and tokenizer stages."""
     keys = StageKeys.of(config)
     dataset = store.fetch("dataset", keys.dataset, lambda f: produce_dataset(config.dataset, store, f), Dataset.load)
-    splits = make_splits(dataset, config.split)
+    split = decide_split(dataset, config.split)  # the only split of the trial: every stage below and evaluate read it
+    splits, train = split.splits, StageTraining(split.splits.train, split.splits.train_items())
     dataset = with_split_modalities(dataset, config, splits, store, keys)  # imported data: modalities from training sequences
-    features = build_features(dataset, config.features, splits.train_items())
+    features = build_features(dataset, config.features, train.items)
+    trained_on = {"features": train, "tokenizer": train,
+                  "recommender": StageTraining(fit_sequences(config, split), train.items)}
     collaborative = None
     if _uses_collaborative(config):
+        trained_on["collaborative"] = train
         collaborative = store.fetch(
             "collaborative", keys.collaborative,
-            lambda f: np.save(f / "embeddings.npy", collaborative_embeddings(splits.train, dataset.num_items, config.collaborative)),
+            lambda f: np.save(f / "embeddings.npy", collaborative_embeddings(train.sequences, dataset.num_items, config.collaborative)),
             lambda f: np.load(f / "embeddings.npy"),
         )
     artifact = store.fetch(
@@ -223,7 +244,7 @@ def prepare(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None 
         lambda f: _produce_semantic_ids(config, features, dataset, splits, collaborative, f, on_epoch),
         TokenizerArtifact.load,
     )
-    return Prepared(dataset, splits, artifact)
+    return Prepared(dataset, split, artifact, trained_on)
 
 
 def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_epoch: OnEpoch | None) -> None:
@@ -232,7 +253,7 @@ def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_
     started = time.perf_counter()
     metrics = dict(prepared.tokenizer.quality)
     if config.recommender_kind != "none":
-        metrics.update(evaluate(config, unique, prepared.dataset, prepared.splits, on_epoch))
+        metrics.update(evaluate(config, unique, prepared.dataset, prepared.split, on_epoch))
     metrics["time/recommender_fit_eval"] = time.perf_counter() - started
     unique.to_frame().write_parquet(folder / "semantic_ids.parquet")
     shutil.copy(prepared.tokenizer.folder / "usage.parquet", folder / "usage.parquet")

@@ -13,6 +13,7 @@ from raysid.config import ConfigError, build
 from raysid.data.dataset import Dataset
 from raysid.data.splits import (
     SplitConfig,
+    decide_split,
     leave_one_out,
     make_feedback_splits,
     make_splits,
@@ -132,6 +133,25 @@ def test_feedback_playlist_split_holds_out_the_playlist_splits_playlists() -> No
     by_first = {int(s[0]): f for s, f in zip(sequences, feedback)}
     assert all(np.array_equal(np.r_[hf, f], by_first[int(h[0])])
                for h, hf, f in zip(splits.test.histories, splits.test.history_feedback, splits.test.feedback))
+
+
+def test_decide_split_is_the_feedback_split_and_its_view_on_feedback_data() -> None:
+    sequences = [np.arange(10), np.arange(10, 14), np.arange(14, 22)]
+    feedback = [np.array([1, 0, 1, 1, 0, 1, 0, 1, 0, 1], np.int8), np.ones(4, np.int8),
+                np.array([1, 1, 1, 1, 0, 0, 0, 1], np.int8)]
+    split = decide_split(_feedback_dataset(sequences, feedback), SplitConfig(feedback_period=2))
+    assert [s.tolist() for s in split.feedback.train] == [[0, 1, 2, 3, 4, 5], [10, 11, 12, 13], [14, 15, 16, 17]]
+    assert split.splits.train is split.feedback.train and split.splits.kind == "leave_one_out"
+    # targets: the first played track of each period (valid [6, 7] and [18, 19]; test [8, 9] and [20, 21])
+    assert split.splits.valid.targets.tolist() == [7] and split.splits.test.targets.tolist() == [9, 21]
+    assert split.splits.valid.histories[0].tolist() == list(range(6))
+    assert [h.tolist() for h in split.splits.test.histories] == [list(range(8)), list(range(14, 20))]
+    plain = decide_split(_dataset(sequences), SplitConfig())  # no feedback: exactly make_splits
+    assert plain.feedback is None
+    assert [s.tolist() for s in plain.splits.train] == [s.tolist() for s in make_splits(_dataset(sequences), SplitConfig()).train]
+    skipped = [np.r_[np.ones(7), np.zeros(3)].astype(np.int8), np.ones(4, np.int8), np.zeros(8, np.int8)]
+    with pytest.raises(ValueError, match="the test split has no played track: every track of every test period is skipped"):
+        decide_split(_feedback_dataset(sequences, skipped), SplitConfig(feedback_period=2))
 
 
 def test_feedback_splits_fail_clearly() -> None:

@@ -12,6 +12,12 @@ session are its test period, the ``feedback_period`` tracks before them its vali
 trains; sessions too short for both periods and a non-empty input train whole. ``playlist``: the same
 playlists as ``playlist_split`` are held out; a held-out playlist's last ``feedback_period`` tracks are its
 period and the tracks before them its input.
+
+A trial's split is decided once, by ``decide_split``, and every stage reads that one decision: the
+tokenizer, the features and collaborative embeddings learned from sequences, the recommender and the
+evaluation. On a dataset with feedback it is the feedback split, and its ``Splits`` view (training
+sequences, next-item evaluation sets) is derived from it, so no track of a validation or test period
+trains any stage.
 """
 
 from __future__ import annotations
@@ -245,3 +251,40 @@ class _PeriodBuilder:
 
     def build(self) -> FeedbackSet:
         return FeedbackSet(*self.parts)
+
+
+# --- the trial's one split ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialSplit:
+    """The one split a trial uses, decided by ``decide_split``.
+
+    splits:   training sequences and the next-item evaluation sets every stage reads;
+    feedback: on a dataset with played/skipped feedback, the feedback split this view comes from
+              (``splits.train`` is ``feedback.train``; ``splits.valid``/``splits.test`` are the first played
+              track of each valid/test period); None on a dataset without feedback.
+    """
+
+    splits: Splits
+    feedback: FeedbackSplits | None = None
+
+
+def decide_split(dataset: Dataset, cfg: SplitConfig) -> TrialSplit:
+    """The split of ``dataset`` under ``cfg``: ``make_feedback_splits`` when it has feedback, else ``make_splits``."""
+    if dataset.feedback is None:
+        return TrialSplit(make_splits(dataset, cfg))
+    feedback = make_feedback_splits(dataset, cfg)
+    return TrialSplit(feedback_view(feedback, cfg), feedback)
+
+
+def feedback_view(feedback: FeedbackSplits, cfg: SplitConfig) -> Splits:
+    """The ``Splits`` of a feedback split: its training sequences, and each period's first played track as target."""
+    valid, test = feedback.valid.next_played(), feedback.test.next_played()
+    for name, evalset in (("valid", valid), ("test", test)):
+        if not len(evalset):
+            raise ValueError(
+                f"feedback splits ({cfg.kind}): the {name} split has no played track: every track of every {name} "
+                f"period is skipped (split.feedback_period = {cfg.feedback_period})"
+            )
+    return Splits(train=feedback.train, valid=valid, test=test, kind=feedback.kind)

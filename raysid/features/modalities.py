@@ -17,7 +17,7 @@ from raysid.cache import ArtifactStore, stage_key
 from raysid.config import ConfigError, require, stable_hash
 from raysid.data.dataset import Dataset, Splits
 from raysid.data.importers.store import load_sequence_info
-from raysid.data.splits import SplitConfig, make_splits
+from raysid.data.splits import SplitConfig, decide_split
 from raysid.features.categorical import categorical_matrix
 from raysid.features.collaborative import collaborative_embeddings
 from raysid.features.cooccurrence import CooccurrenceConfig, cooccurrence_embeddings
@@ -148,10 +148,11 @@ def playlist_text(dataset: Dataset, splits: Splits, split_config: SplitConfig, t
     it occurs in (only their training part counts); items in no training sequence get zeros.
 
     ``titles`` is (sequences, dim), one row per sequence of ``dataset``. Which sequence a training
-    sequence came from is found by splitting sequences of their own index with the same split config.
+    sequence came from is found by splitting sequences of their own index (same lengths, same feedback)
+    with the trial's split function and config, which decides the same split.
     """
     marks = [np.full(len(s), i, dtype=np.int64) for i, s in enumerate(dataset.sequences)]
-    index = make_splits(replace(dataset, sequences=marks, feedback=None), split_config)
+    index = decide_split(replace(dataset, sequences=marks), split_config).splits
     items = np.concatenate(splits.train)
     origin = np.concatenate(index.train)  # (train interactions,) the sequence each came from
     out = np.zeros((dataset.num_items, titles.shape[1]), dtype=np.float64)
@@ -223,5 +224,5 @@ def trial_dataset(config: Any, store: ArtifactStore) -> tuple[Dataset, Splits]:
 
     keys = StageKeys.of(config)
     dataset = store.fetch("dataset", keys.dataset, lambda f: produce_dataset(config.dataset, store, f), Dataset.load)
-    splits = make_splits(dataset, config.split)
+    splits = decide_split(dataset, config.split).splits
     return with_split_modalities(dataset, config, splits, store, keys), splits
