@@ -1,11 +1,15 @@
 """Shared fixtures: one real local Ray per test session (starting Ray costs seconds)."""
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# The tests run commands of the interpreter's environment (`ray start`, a job's `python`), also when it is not
+# activated (`.venv/bin/python -m pytest`, as the README and .ci/run call it).
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
 @pytest.fixture(scope="session")
