@@ -70,7 +70,8 @@ def test_a_finished_artifact_records_every_file_size_and_checksum(cache, config)
     folder = root / "result" / StageKeys.of(config).result
     manifest = json.loads((folder / COMPLETE).read_text())
     names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and p.name != COMPLETE)
-    assert sorted(manifest["files"]) == names == ["config.json", "metrics.json", "semantic_ids.parquet", "usage.parquet"]
+    assert sorted(manifest["files"]) == names == ["config.json", "metrics.json", "provenance.json",
+                                                     "semantic_ids.parquet", "usage.parquet"]
     import hashlib
 
     metrics_file = manifest["files"]["metrics.json"]
