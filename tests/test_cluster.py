@@ -366,9 +366,11 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_trials(head, tmp_pa
     for folder in (p for p in experiment.iterdir() if (p / "params.json").exists()):
         params = json.loads((folder / "params.json").read_text())
         reports.setdefault((params["ratio"], params["seed"]), []).extend(_final_reports(folder))
+    # (a point killed after its result was stored but before Tune wrote its report has only cached reports)
     assert sorted(reports) == [("1:3", 0), ("1:3", 1), ("3:1", 0), ("3:1", 1)]
     for point, done in reports.items():
-        assert sum(r["cached/result"] == 0.0 for r in done) == 1, (point, done)
+        assert done and sum(r["cached/result"] == 0.0 for r in done) <= 1, (point, done)
+    assert len(list((results / "cache" / "result").glob("[!.]*"))) == 4  # one result artifact per point, made once
     for trial_id in finished_before:
         assert len(_final_reports(next(experiment.glob(f"*{trial_id}*")))) == 1
 
