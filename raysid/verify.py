@@ -11,6 +11,7 @@ BLAS build, so there pass ``tolerance`` explicitly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import multiprocessing
@@ -164,13 +165,27 @@ def _rerun(study: Study, points: list[dict[str, Any]], smoke: bool, jobs: int | 
     cache = folder / "cache"
     try:
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        with _worker_threads(threads), ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
             futures = [pool.submit(_run_one, config, str(cache)) for config in configs]
             for point, future in zip(points, futures):
                 yield point, future.result()
     finally:
         if work_dir is None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _worker_threads(threads: int) -> Iterator[None]:
+    """OpenMP threads of the workers as a sweep's trials get them: Ray sets OMP_NUM_THREADS to a worker's CPUs
+    unless it is set already, and faiss's k-means (codebook init) follows it, so the codes depend on it."""
+    given = os.environ.get("OMP_NUM_THREADS")
+    if given is None:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        yield
+    finally:
+        if given is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
 
 
 def _run_one(config: Any, cache: str) -> dict[str, Any]:

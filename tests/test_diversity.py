@@ -69,3 +69,11 @@ def test_bad_input_fails_clearly():
         repetition(RANKED, HISTORIES[:2], 3, 8)
     with pytest.raises(ValueError, match="at least one generated"):
         invalid_rate(np.array([]))
+
+
+def test_artist_names_of_imported_data_become_dense_ids_in_name_order():
+    items = pl.DataFrame({"item_id": [0, 1, 2, 3], "artist": ["Zappa", "ABBA", "Zappa", "Bowie"]})
+    assert item_artists(items).tolist() == [2, 0, 2, 1]
+    assert distinct_artists(np.array([[0, 2, 1]]), 3, item_artists(items)) == 2.0
+    with pytest.raises(ValueError, match="must name an artist for every item"):
+        item_artists(items.with_columns(pl.Series("artist", ["a", None, "b", "c"])))

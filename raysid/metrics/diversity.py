@@ -63,15 +63,21 @@ def distinct_items(ranked: np.ndarray, k: int, num_items: int) -> float:
 
 
 def item_artists(items_frame: pl.DataFrame) -> np.ndarray:
-    """(items,) int64 artist id per item id, from an items frame with ``item_id`` = row index and ``artist``."""
+    """(items,) int64 artist id per item id, from an items frame with ``item_id`` = row index and ``artist`` (ids,
+    or names as imported data has them)."""
     missing = {"item_id", "artist"} - set(items_frame.columns)
     if missing:
         raise ValueError(f"items frame lacks column(s) {sorted(missing)}; has {items_frame.columns}")
     if not (items_frame["item_id"].to_numpy() == np.arange(items_frame.height)).all():
         raise ValueError("items frame column 'item_id' must equal the row index 0..items-1")
-    if items_frame["artist"].null_count() or (items_frame["artist"].to_numpy() < 0).any():
+    artist = items_frame["artist"]
+    if artist.null_count():
+        raise ValueError("items frame column 'artist' must name an artist for every item")
+    if not artist.dtype.is_integer():  # names (imported data): dense ids in sorted order of the names
+        return np.unique(artist.cast(pl.String).to_numpy(), return_inverse=True)[1].astype(np.int64)
+    if (artist.to_numpy() < 0).any():
         raise ValueError("items frame column 'artist' must hold an artist id >= 0 for every item")
-    return items_frame["artist"].to_numpy().astype(np.int64)
+    return artist.to_numpy().astype(np.int64)
 
 
 def distinct_artists(ranked: np.ndarray, k: int, artists: np.ndarray) -> float:
