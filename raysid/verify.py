@@ -80,7 +80,7 @@ def committed_points(trials: pl.DataFrame, study: Study, one_seed: bool) -> list
         raise ConfigError(f"trials.parquet has no column {missing[0]!r}: it was not written by study {study.name}")
     points, cells = [], set()
     for row in trials.iter_rows(named=True):
-        point = {axis.name: _axis_value(axis, row[axis.name]) for axis in study.axes} | {"seed": int(row["seed"])}
+        point = _row_point(row, study)
         cell = json.dumps({k: v for k, v in point.items() if k != "seed"}, sort_keys=True, default=str)
         if one_seed and cell in cells:
             continue
@@ -138,7 +138,7 @@ def verify(study: Study, folder: Path, smoke: bool = False, one_seed: bool = Fal
     points = committed_points(trials, study, one_seed)
     metrics = metric_columns(trials)
     result = Verification(folder, tolerance, len(points), provenance=provenance_changes(folder))
-    rows = {_row_key(row, study): row for row in trials.iter_rows(named=True)}
+    rows = {_point_key(_row_point(row, study)): row for row in trials.iter_rows(named=True)}
     for point, new in _rerun(study, points, smoke, jobs, work_dir):
         differences = compare(rows[_point_key(point)], new, metrics, label(point), tolerance)
         result.differences += differences
@@ -147,8 +147,9 @@ def verify(study: Study, folder: Path, smoke: bool = False, one_seed: bool = Fal
     return result
 
 
-def _row_key(row: dict[str, Any], study: Study) -> str:
-    return _point_key({axis.name: _axis_value(axis, row[axis.name]) for axis in study.axes} | {"seed": int(row["seed"])})
+def _row_point(row: dict[str, Any], study: Study) -> dict[str, Any]:
+    """A committed row's point: its axis values as the study's own, and its seed."""
+    return {axis.name: _axis_value(axis, row[axis.name]) for axis in study.axes} | {"seed": int(row["seed"])}
 
 
 def _point_key(point: dict[str, Any]) -> str:
