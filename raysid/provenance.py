@@ -154,5 +154,8 @@ def summary_line(record: dict[str, Any]) -> str:
     commits = sorted({f"{m.get('commit', UNKNOWN)[:10]}{' (dirty)' if m.get('dirty') == 'true' else ''}" for m in made})
     first = made[0]
     libraries = ", ".join(f"{name} {first.get(name, UNKNOWN)}" for name in ("torch", "ray", "transformers", "numpy", "polars"))
-    return (f"Made by `{record['command']}` at commit {', '.join(commits)} with {libraries} on "
-            f"{first.get('cpu', UNKNOWN)} ({first.get('threads', '?')} threads per trial); all of it in `provenance.json`.")
+    versions = ", ".join(sorted({m.get("code_version", UNKNOWN) for m in made}))
+    threads = first.get("threads", "?")
+    return (f"Made by `{record['command']}` at commit {', '.join(commits)} (code version {versions}) with {libraries} "
+            f"on {first.get('cpu', UNKNOWN)} ({threads} thread{'' if threads == '1' else 's'} per trial); "
+            "all of it in `provenance.json`.")
