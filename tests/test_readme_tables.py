@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+import tarfile
 from pathlib import Path
 
 import polars as pl
@@ -17,13 +20,34 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = ReportLayout(rows=("ratio",), metrics=("m",), best="m", mode="max")
 
 
-def test_repository_readmes_quote_the_committed_results():
-    """Fails whenever a results folder is regenerated without `raysid docs` refreshing the README."""
-    outcomes = refresh(ROOT)
+def committed_tree(destination: Path) -> Path | None:
+    """README.md, results/ and search_spaces/ as committed at HEAD; None outside a git checkout."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "README.md", "results", "search_spaces"],
+                             capture_output=True)
+    if archive.returncode != 0:
+        return None
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(destination, filter="data")
+    return destination
+
+
+def stale_blocks(root: Path) -> list[str]:
+    outcomes = refresh(root)
     assert [o.path.name for o in outcomes][0] == "README.md"
-    blocks = sum(o.text.count("<!-- /results -->") for o in outcomes)
-    assert blocks >= 8  # README.md and results/*/README.md quote the committed studies
-    stale = [name for o in outcomes for name in o.stale]
+    assert sum(o.text.count("<!-- /results -->") for o in outcomes) >= 8  # README.md and results/*/README.md
+    return [name for o in outcomes for name in o.stale]
+
+
+def test_repository_readmes_quote_the_committed_results(tmp_path):
+    """Fails whenever a results folder is regenerated without `raysid docs` refreshing the README, and when the
+    code that made a committed table changed without `raysid docs` marking it stale.
+
+    The working tree passes, or else the commit it was checked out at: a sweep run in the checkout (the README's
+    first command) rewrites results/ with this machine's numbers and leaves the README as committed."""
+    stale = stale_blocks(ROOT)
+    committed = committed_tree(tmp_path) if stale else None
+    if committed is not None:
+        stale = stale_blocks(committed)
     assert stale == [], f"stale README blocks (run `raysid docs`): {stale}"
 
 
@@ -134,3 +158,16 @@ def test_docs_command_names_bad_markers_in_one_line(tmp_path):
     assert unclosed.exit_code == 2 and "README.md:2: a <!-- results:NAME --> marker without its <!-- /results -->" in unclosed.output
     assert "Traceback" not in missing.output + unclosed.output
     assert refresh_text("no blocks\n", root, "x") == ("no blocks\n", ())
+
+
+def test_block_says_which_code_made_it_and_when_that_code_has_changed():
+    trials = make_trials().with_columns(pl.lit("c0de").alias("provenance.code_version"),
+                                        pl.lit("0123456789abcdef").alias("provenance.commit"))
+    spec = parse_spec("toy", "t")
+    current = render_block(spec, trials, LAYOUT, current="c0de").splitlines()
+    assert current[-1] == "Made by code version c0de (commit 0123456789), the code of this checkout."
+    changed = render_block(spec, trials, LAYOUT, current="beef").splitlines()
+    assert changed[-1] == ("**Stale**: made by code version c0de (commit 0123456789); the code of this checkout "
+                           "is beef: regenerate them with `raysid sweep toy`.")
+    unrecorded = render_block(spec, make_trials(), LAYOUT, current="c0de").splitlines()
+    assert unrecorded[-1] == "**Stale**: these trials record no code version; regenerate them with `raysid sweep toy`."
