@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -36,6 +37,7 @@ def verify(
     from raysid.sweep.space import load_study
     from raysid.verify import verify as run_verify
 
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the re-run like Ctrl-C: workers terminated
     try:
         loaded = load_study(study)
         folder = Path(results_dir).expanduser().resolve() / experiment_name(loaded, smoke)
@@ -45,6 +47,10 @@ def verify(
                             on_trial=lambda trial, rows: _print_trial(trial, rows, only_differences))
     except (ConfigError, ValueError) as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]: verify stopped and its workers were terminated; nothing was compared "
+                      "beyond the trials printed above")
+        raise typer.Exit(130)
     _print_provenance(result.provenance)
     bad = result.disagreements
     if result.agrees:
@@ -54,6 +60,10 @@ def verify(
     console.print(f"[red]{len(bad)} of {len(result.differences)} metrics disagree[/red] over {result.trials} trials "
                   f"(tolerance {tolerance:g})")
     raise typer.Exit(1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _print_trial(trial: str, rows: list, only_differences: bool) -> None:

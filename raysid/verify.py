@@ -19,7 +19,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,10 +165,12 @@ def _rerun(study: Study, points: list[dict[str, Any]], smoke: bool, jobs: int | 
     cache = folder / "cache"
     try:
         context = multiprocessing.get_context("spawn")
-        with _worker_threads(threads), ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = [pool.submit(_run_one, config, str(cache)) for config in configs]
-            for point, future in zip(points, futures):
-                yield point, future.result()
+        # Pool, not ProcessPoolExecutor: leaving the block (an error, Ctrl-C, SIGTERM) terminates the workers
+        # instead of waiting for their trials; a killed verify takes them along by the parent-death signal.
+        with _worker_threads(threads), context.Pool(jobs, _die_with_parent, (os.getpid(),)) as pool:
+            pending = [pool.apply_async(_run_one, (config, str(cache))) for config in configs]
+            for point, result in zip(points, pending):
+                yield point, result.get()
     finally:
         if work_dir is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -187,6 +188,21 @@ def _worker_threads(threads: int) -> Iterator[None]:
     finally:
         if given is None:
             os.environ.pop("OMP_NUM_THREADS", None)
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker leaves Ctrl-C to its parent (which terminates it) and, on Linux, gets SIGTERM when the parent
+    dies, even by kill -9."""
+    import ctypes
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 def _run_one(config: Any, cache: str) -> dict[str, Any]:

@@ -1,5 +1,11 @@
 """raysid verify: a sweep's committed trials re-run from scratch agree exactly; a changed number is caught."""
 
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import polars as pl
 import pytest
 import yaml
@@ -11,6 +17,7 @@ from raysid.sweep.space import find_study, load_study
 from raysid.verify import verify
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -56,3 +63,60 @@ def test_a_fresh_rerun_agrees_to_the_last_digit_and_a_changed_value_is_caught(co
 def test_verify_without_a_results_folder_is_one_line(tmp_path):
     run = CliRunner().invoke(app, ["verify", "musicrec-ratio", "--results-dir", str(tmp_path)])
     assert run.exit_code == 2 and "no trials table to verify" in run.output and "Traceback" not in run.output
+
+
+def _start_verify(path, results, log):
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "cli.main", "verify", str(path), "--results-dir", str(results),
+                                 "--smoke", "--jobs", "2"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the spawned pool workers of pid (not its resource tracker), read from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _wait(condition, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {seconds} s")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_a_stopped_or_killed_verify_takes_its_workers_along(committed, tmp_path):
+    path, results = committed
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        log = tmp_path / f"verify-{signum.name}.log"
+        driver = _start_verify(path, results, log)
+
+        def both_workers():
+            found = _children(driver.pid)
+            return found if len(found) == 2 else None
+
+        workers = _wait(both_workers, 120, "2 verify workers")
+        driver.send_signal(signum)
+        code = driver.wait(timeout=120)
+        _wait(lambda: not any(_alive(w) for w in workers), 60, f"end of the workers after {signum.name}")
+        if signum == signal.SIGTERM:
+            output = log.read_text()
+            assert code == 130 and "interrupted" in output and "Traceback" not in output, output
