@@ -60,12 +60,16 @@ class MLflowTracking(tune.Callback):
     already logged (tag ``raysid.logged_steps``: "stage:epoch" and "final"), so no metric step is logged
     twice. A trial that fails is retried by Tune in the same run (tag ``raysid.failures``) and ends FAILED
     with its error (tag ``raysid.error``) once its retries are spent. An interrupted sweep (Ctrl-C, SIGTERM)
-    ends its unfinished trial runs and the sweep run KILLED with tag ``raysid.status=interrupted``.
+    ends its unfinished trial runs and the sweep run KILLED with tag ``raysid.status=interrupted``. A sweep
+    whose driver died (kill -9) and that is never resumed has its RUNNING runs ended the same way, tagged
+    ``raysid.superseded_by``, by the next sweep of the study into the same results folder's own store.
     """
 
     def __init__(self, tracking_uri: str, study: Study, smoke: bool, artifact_root: str | Path | None,
-                 sweep_id: str = "", cache: str | None = None):
+                 sweep_id: str = "", cache: str | None = None, owns_store: bool = False):
         self.tracking_uri, self.study, self.smoke, self.artifact_root = tracking_uri, study, smoke, artifact_root
+        # the store is the locked results folder's own: a RUNNING run of another sweep there lost its driver
+        self.owns_store = owns_store
         self.sweep_id = sweep_id or uuid.uuid4().hex
         self.cache = cache  # the stage cache, where trials' result artifacts are read from (None: artifact_dir)
         self.client: MlflowClient | None = None
@@ -95,6 +99,8 @@ class MLflowTracking(tune.Callback):
             self._restart(self.parent_run_id)
             self.client.set_tag(self.parent_run_id, "raysid.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
             return
+        if self.owns_store:
+            self._end_abandoned()
         run = self.client.create_run(
             self.experiment_id, run_name=f"{self.study.name}{' (smoke)' if self.smoke else ''} {time.strftime('%Y-%m-%d %H:%M:%S')}",
             tags={"raysid.study": self.study.name, "raysid.kind": "sweep", "raysid.smoke": str(self.smoke),
@@ -185,6 +191,17 @@ class MLflowTracking(tune.Callback):
             self.interrupted_runs.discard(run_id)
             for tag in ("raysid.status", "raysid.signal"):
                 self.client.delete_tag(run_id, tag)
+
+    def _end_abandoned(self) -> None:
+        """End KILLED, tagged interrupted, the runs an earlier sweep of this study left RUNNING: its driver died
+        (kill -9, a crash) and this new sweep, started without --resume, replaces its Tune state."""
+        runs = self.client.search_runs([self.experiment_id], "attributes.status = 'RUNNING'", max_results=SEARCH_LIMIT)
+        for run in runs:
+            if run.data.tags.get("raysid.sweep_id") != self.sweep_id:
+                self.client.log_batch(run.info.run_id, tags=[
+                    RunTag("raysid.status", "interrupted"), RunTag("raysid.signal", "none: the driver died"),
+                    RunTag("raysid.superseded_by", self.sweep_id)])
+                self.client.set_terminated(run.info.run_id, "KILLED")
 
     def _end_interrupted(self, run_id: str) -> None:
         self.client.log_batch(run_id, tags=[RunTag("raysid.status", "interrupted"), RunTag("raysid.signal", interrupt.received())])
