@@ -35,6 +35,7 @@ from raysid.bench_decoding import _threads
 from raysid.bench_tokenizers import catalog_config, matmul_gflops
 from raysid.data.catalog import generate_catalog
 from raysid.data.splits import leave_one_out
+from raysid.devices import resolve_device
 from raysid.presets import recommender_config
 from raysid.recommenders import build_recommender
 from raysid.recommenders.gpt2 import Windows, batch_tensors, summed_loss
@@ -191,9 +192,8 @@ def random_sids(num_items: int, levels: int, codebook_size: int, seed: int) -> S
     return SemanticIds.from_codes(codes, names, (codebook_size,) * levels, tie_break=True)
 
 
-def build_model(kind: str, preset: str, sids: SemanticIds, batch_size: int, device: str, precision: str,
-                seed: int) -> Any:
-    """The ``kind`` recommender at ``preset`` on ``device`` and ``precision`` (bf16 autocast needs CUDA)."""
+def check_options(kind: str, device: str, precision: str) -> None:
+    """ValueError naming the option unless the model, the device and the precision go together."""
     if kind not in MODELS:
         raise ValueError(f"--model {kind!r}: valid models are: {', '.join(MODELS)}")
     if precision not in ("fp32", "bf16"):
@@ -201,6 +201,13 @@ def build_model(kind: str, preset: str, sids: SemanticIds, batch_size: int, devi
     if precision == "bf16" and not device.startswith("cuda"):
         raise ValueError("--precision bf16: the recommenders use bf16 autocast on CUDA only; pass --device cuda "
                          "or --precision fp32")
+    resolve_device(device)  # a CUDA device on a machine without one fails here, before any work
+
+
+def build_model(kind: str, preset: str, sids: SemanticIds, batch_size: int, device: str, precision: str,
+                seed: int) -> Any:
+    """The ``kind`` recommender at ``preset`` on ``device`` and ``precision`` (bf16 autocast needs CUDA)."""
+    check_options(kind, device, precision)
     updates = {"device": device, "precision": precision, "batch_size": batch_size, "seed": seed,
                "beam_size": min(20, sids.num_items)}
     return build_recommender(kind, recommender_config(preset, kind, updates), sids)
@@ -286,7 +293,9 @@ def training_benchmark(
     if steps < 1 or warmup < 0 or batch_size < 1 or threads < 1:
         raise ValueError(f"need steps >= 1, warmup >= 0, batch >= 1 and threads >= 1, got {steps}, {warmup}, "
                          f"{batch_size}, {threads}")
-    epoch_samples = EPOCH_SAMPLES.get(model, 0) if epoch_samples is None else epoch_samples
+    check_options(model, device, precision)
+    recommender_config(preset, model)  # an unknown preset fails before the data is built
+    epoch_samples = EPOCH_SAMPLES[model] if epoch_samples is None else epoch_samples
     if epoch_samples < 1:
         raise ValueError(f"--epoch-samples must be positive, got {epoch_samples}")
     sequences, num_items, data_label = training_sequences(dataset, num_tracks, seed)

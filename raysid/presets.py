@@ -86,9 +86,9 @@ def study_kind(study: Any) -> str:
 def apply_preset(study: Any, name: str) -> Any:
     """``study`` with preset ``name`` written into its base (axes and smoke overrides still apply on top), its
     name (and so its results folder) ``<study>-<name>``. Every grid label must still build a valid config."""
-    kind = study_kind(study)
-    if kind in ("none", "popularity", "sasrec"):
-        raise ConfigError(f"{study.source}: preset {name!r} sizes the generative recommenders (t5, gpt2); "
+    kind, sized = study_kind(study), sorted({kind for kinds in PRESETS.values() for kind in kinds})
+    if kind not in sized:
+        raise ConfigError(f"{study.source}: preset {name!r} sizes the generative recommenders ({', '.join(sized)}); "
                           f"this study's recommender is {kind!r}")
     base = override(study.base, preset_overrides(name, kind))
     presetted = dataclasses.replace(study, name=f"{study.name}-{name}", base=base)
