@@ -13,7 +13,8 @@ batch and only the real (non-padding) ones, the padding share 1 − real / all, 
 (``t5_step_flops`` / ``gpt2_step_flops``: matmuls only, forward × 3 for training) and the achieved FLOP/s as
 a share of this machine's float32 matmul rate measured in the same run at the same thread count
 (``raysid.bench_tokenizers.matmul_gflops``: a 2048 × 2048 matmul, the reference ``raysid bench tokenizers``
-uses), and a projected epoch of ``epoch_samples`` samples at this run's seconds per step.
+uses; measured before and after the steps and the better kept, as a busy machine lowers either), and a
+projected epoch of ``epoch_samples`` samples at this run's seconds per step.
 
 Numbers from a shared or busy machine are noisy; print the load average with them.
 """
@@ -307,11 +308,12 @@ def training_benchmark(
         optimizer = torch.optim.AdamW(recommender.model.parameters(), lr=config.learning_rate,
                                       weight_decay=config.weight_decay)
         batches = workload.batches(warmup + steps, batch_size)
+        before = matmul_rate(recommender.device, precision, threads)
         timed_steps(workload, batches[:warmup], optimizer)
         seconds = timed_steps(workload, batches[warmup:], optimizer)
+        rate = max(before, matmul_rate(recommender.device, precision, threads))  # the better of before / after
         with torch.no_grad():
             shapes = [workload.shape(index) for index in batches[warmup:]]
-        rate = matmul_rate(recommender.device, precision, threads)
     result = figures(shapes, seconds, [workload.flops(s) for s in shapes], rate, epoch_samples, batch_size)
     return {**result, "model": model, "preset": preset, "parameters": recommender.num_parameters(),
             "data": data_label, "data_samples": len(workload), "batch_size": batch_size, "threads": threads,
