@@ -162,3 +162,21 @@ def test_cli_decoding_preset_paper():
     assert result.exit_code == 0, result.output
     assert "T5 at preset paper on 120 items" in result.output and "d_model 128, 4 + 4 layers, 20 history items" in result.output
     assert " 3/3 " in result.output
+
+
+def test_training_on_an_imported_dataset(tmp_path, monkeypatch):
+    from raysid.data.importers import import_dataset
+    from raysid.data.importers.store import save_import
+
+    rows = ["user_id:token\titem_id:token\ttimestamp:float"]
+    for user in range(6):  # 6 users of 6 interactions each over 10 items
+        rows += [f"u{user}\ti{(user + step) % 10}\t{step}" for step in range(6)]
+    (tmp_path / "tiny.inter").write_text("\n".join(rows) + "\n")
+    save_import(import_dataset("recbole", tmp_path / "tiny.inter", "tiny"), "tiny", tmp_path / "datasets")
+    monkeypatch.setenv("RAYSID_DATA_DIR", str(tmp_path / "datasets"))
+    sequences, items, label = training_sequences("tiny", 0, 0)
+    assert items == 10 and label.startswith("imported dataset tiny") and [len(s) for s in sequences] == [4] * 6
+    row = training_benchmark("t5", "spine", dataset="tiny", steps=1, warmup=0, batch_size=4, levels=1, codebook_size=4)
+    assert row["data_samples"] == 6 * 3  # every prefix of six 4-item training sequences
+    # the batch of 4 samples: histories of 1-3 items × 2 tokens + eos, decoder 2 + eos; padding by its shape
+    assert 4 * (2 + 1 + 3) <= row["real_tokens_per_step"] <= row["tokens_per_step"] <= 4 * (3 * 2 + 1 + 3)
