@@ -183,15 +183,21 @@ def studies() -> None:
 
 
 @app.command()
-def show(study: Annotated[str, typer.Argument(help="Study name or YAML path.")], smoke: bool = False) -> None:
+def show(
+    study: Annotated[str, typer.Argument(help="Study name or YAML path.")],
+    smoke: bool = False,
+    preset: Annotated[Optional[str], typer.Option(help="Show it with its T5/GPT-2 at a named preset (as sweep --preset).")] = None,
+) -> None:
     """Print a study's axes, seeds, trial count and the resolved config of its first trial."""
     from raysid.config import flatten
     from raysid.pipeline import trial_config_dict
+    from raysid.presets import apply_preset
     from raysid.sweep.runner import count_trials
     from raysid.sweep.space import load_study
 
     try:
         loaded = load_study(study)
+        loaded = apply_preset(loaded, preset) if preset else loaded
     except ConfigError as error:
         fail(str(error))
     console.print(f"[bold]{loaded.name}[/bold] ({loaded.source}): {loaded.description.strip()}")

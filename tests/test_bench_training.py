@@ -180,3 +180,14 @@ def test_training_on_an_imported_dataset(tmp_path, monkeypatch):
     assert row["data_samples"] == 6 * 3  # every prefix of six 4-item training sequences
     # the batch of 4 samples: histories of 1-3 items × 2 tokens + eos, decoder 2 + eos; padding by its shape
     assert 4 * (2 + 1 + 3) <= row["real_tokens_per_step"] <= row["tokens_per_step"] <= 4 * (3 * 2 + 1 + 3)
+
+
+def test_cli_show_with_a_preset():
+    result = CliRunner().invoke(app, ["show", "musicrec-ratio", "--preset", "paper"])
+    assert result.exit_code == 0, result.output
+    assert "musicrec-ratio-paper" in result.output
+    for line in ("recommender.d_model = 128", "recommender.num_layers = 4", "recommender.max_history = 20",
+                 "recommender.learning_rate = 0.01"):
+        assert line in result.output, result.output
+    bad = CliRunner().invoke(app, ["show", "musicrec-ratio", "--preset", "huge"])
+    assert bad.exit_code == 2 and "valid presets are: spine, paper, t5-small" in bad.output
