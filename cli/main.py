@@ -52,6 +52,7 @@ def sweep(
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
     dataset: Annotated[Optional[str], typer.Option(help="Run on this imported dataset (raysid data import); results in RESULTS_DIR/STUDY-DATASET.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted sweep (same options): finished trials are kept, the rest run.")] = False,
+    preset: Annotated[Optional[str], typer.Option(help="Size the study's T5/GPT-2 at a named preset (spine, paper, t5-small); results in RESULTS_DIR/STUDY-PRESET.")] = None,
 ) -> None:
     """Run every trial of a study on Ray Tune, track it in MLflow and write results/STUDY/summary.md."""
     from raysid.sweep.lock import ResultsLock
@@ -59,7 +60,7 @@ def sweep(
     results_dir = results_dir.expanduser().resolve()
     try:
         with ResultsLock(results_dir, Path(study).stem):  # one sweep per folder, known before the slow imports
-            outcome = _run_sweep(study, results_dir, dataset, resume=resume, smoke=smoke, cache_dir=cache_dir,
+            outcome = _run_sweep(study, results_dir, dataset, preset, resume=resume, smoke=smoke, cache_dir=cache_dir,
                                  tracking_uri=tracking_uri, address=address, max_concurrent=max_concurrent,
                                  progress=progress, storage=storage, mlflow_artifacts=mlflow_artifacts)
     except (ConfigError, ValueError) as error:
@@ -70,7 +71,7 @@ def sweep(
     _print_outcome(outcome, results_dir)
 
 
-def _run_sweep(study: str, results_dir: Path, dataset: Optional[str], **options):
+def _run_sweep(study: str, results_dir: Path, dataset: Optional[str], preset: Optional[str], **options):
     from raysid.sweep.runner import SweepSettings, run_sweep
     from raysid.sweep.space import load_study
 
@@ -79,6 +80,10 @@ def _run_sweep(study: str, results_dir: Path, dataset: Optional[str], **options)
         from raysid.data.importers.source import retarget_study
 
         loaded = retarget_study(loaded, dataset)
+    if preset:
+        from raysid.presets import apply_preset
+
+        loaded = apply_preset(loaded, preset)
     return run_sweep(loaded, SweepSettings(results_dir, **options))
 
 
@@ -178,15 +183,21 @@ def studies() -> None:
 
 
 @app.command()
-def show(study: Annotated[str, typer.Argument(help="Study name or YAML path.")], smoke: bool = False) -> None:
+def show(
+    study: Annotated[str, typer.Argument(help="Study name or YAML path.")],
+    smoke: bool = False,
+    preset: Annotated[Optional[str], typer.Option(help="Show it with its T5/GPT-2 at a named preset (as sweep --preset).")] = None,
+) -> None:
     """Print a study's axes, seeds, trial count and the resolved config of its first trial."""
     from raysid.config import flatten
     from raysid.pipeline import trial_config_dict
+    from raysid.presets import apply_preset
     from raysid.sweep.runner import count_trials
     from raysid.sweep.space import load_study
 
     try:
         loaded = load_study(study)
+        loaded = apply_preset(loaded, preset) if preset else loaded
     except ConfigError as error:
         fail(str(error))
     console.print(f"[bold]{loaded.name}[/bold] ({loaded.source}): {loaded.description.strip()}")
@@ -340,17 +351,46 @@ def bench_decoding(
     threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
     repeats: Annotated[int, typer.Option(help="Timed runs of each decoder; the best counts.")] = 3,
     train_playlists: Annotated[int, typer.Option(help="Playlists of the one training epoch.")] = 64,
+    preset: Annotated[str, typer.Option(help="T5 size (raysid.presets): spine (the config defaults), paper (TIGER's), t5-small.")] = "spine",
 ) -> None:
     """raysid's vectorised trie beam search vs transformers generate with prefix_allowed_tokens_fn: rankings and speed."""
     from raysid.bench_decoding import decoding_benchmark, format_rows
 
     try:
-        rows = decoding_benchmark(items, batch, users, beam, threads=threads, repeats=repeats, train_playlists=train_playlists)
+        rows = decoding_benchmark(items, batch, users, beam, threads=threads, repeats=repeats,
+                                  train_playlists=train_playlists, preset=preset)
     except ValueError as error:
         fail(str(error))
     typer.echo(format_rows(rows))
     if any(not tie for row in rows for tie in row["tie_explained"]):
         raise typer.Exit(1)
+
+
+@bench_app.command("training")
+def bench_training(
+    model: Annotated[str, typer.Option(help="Recommender: t5 or gpt2.")] = "t5",
+    preset: Annotated[str, typer.Option(help="Model size (raysid.presets): spine, paper, t5-small (T5 only).")] = "paper",
+    dataset: Annotated[Optional[str], typer.Option(help="An imported dataset (raysid data import) instead of the built-in catalog.")] = None,
+    tracks: Annotated[int, typer.Option(help="Built-in catalog size (playlists = tracks / 5).")] = 2_000,
+    steps: Annotated[int, typer.Option(help="Timed training steps.")] = 5,
+    warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 2,
+    batch: Annotated[int, typer.Option(help="Training samples per step.")] = 128,
+    threads: Annotated[int, typer.Option(help="torch threads (the matmul reference uses as many).")] = 1,
+    device: Annotated[str, typer.Option(help="cpu or cuda (cuda:N).")] = "cpu",
+    precision: Annotated[str, typer.Option(help="fp32 or bf16 (bf16 autocast, CUDA only).")] = "fp32",
+    levels: Annotated[int, typer.Option(help="Random identifier codes per item (plus the tie-break digit).")] = 3,
+    codebook_size: Annotated[int, typer.Option(help="Codes per identifier level.")] = 256,
+    epoch_samples: Annotated[Optional[int], typer.Option(help="Samples of the projected epoch (default: 131,837 for T5, 25,000 for GPT-2: ~25k users × 10k items).")] = None,
+) -> None:
+    """Seconds per training step, tokens/s, padding share, FLOPs and the share of the matmul rate, projected epoch."""
+    from raysid.bench_training import format_figures, training_benchmark
+
+    try:
+        row = training_benchmark(model, preset, dataset, tracks, steps, warmup, batch, threads, device, precision,
+                                 levels, codebook_size, epoch_samples)
+    except (ValueError, RuntimeError) as error:
+        fail(str(error))
+    typer.echo(format_figures(row))
 
 
 if __name__ == "__main__":

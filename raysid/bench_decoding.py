@@ -1,8 +1,10 @@
 """Constrained decoding benchmark: raysid's vectorised trie beam search against ``transformers`` generation.
 
 ``benchmark_model`` builds the built-in catalog at a given size, gives every track a random 'v0'
-identifier (``levels`` codes of ``codebook_size`` plus the tie-break digit) and trains a default-sized
-``T5Recommender`` for one epoch on a few playlists, so that its distributions are no longer uniform.
+identifier (``levels`` codes of ``codebook_size`` plus the tie-break digit) and trains a ``T5Recommender``
+at a named size (``raysid.presets``: ``spine``, the config defaults, or ``paper``, TIGER's 4 + 4 layers of
+width 128 over 20 history items) for one epoch on a few playlists, so that its distributions are no longer
+uniform.
 ``compare_decoders`` decodes the same test histories, in the same batches and from the same encoder
 inputs, twice:
 
@@ -36,8 +38,9 @@ import torch
 from raysid.bench_tokenizers import catalog_config
 from raysid.data.catalog import generate_catalog
 from raysid.data.splits import leave_one_out
+from raysid.presets import recommender_config
 from raysid.recommenders.exact import exact_scores, generated_items
-from raysid.recommenders.t5 import Samples, T5Recommender, T5RecommenderConfig
+from raysid.recommenders.t5 import Samples, T5Recommender
 from raysid.semantic_ids.table import SemanticIds
 from raysid.semantic_ids.vocab import EOS
 
@@ -51,8 +54,10 @@ def benchmark_model(
     levels: int = 3,
     train_playlists: int = 64,
     seed: int = 0,
+    preset: str = "spine",
 ) -> tuple[T5Recommender, list[np.ndarray]]:
-    """A T5Recommender trained for one epoch on ``train_playlists`` playlists, and the catalog's test histories."""
+    """A T5Recommender at ``preset`` trained for one epoch on ``train_playlists`` playlists, and the catalog's
+    test histories."""
     if levels < 1 or codebook_size < 1 or train_playlists < 1:
         raise ValueError(
             f"levels, codebook_size and train_playlists must be positive, got {levels}, {codebook_size}, {train_playlists}"
@@ -62,7 +67,8 @@ def benchmark_model(
     codes = np.random.default_rng(seed).integers(0, codebook_size, size=(num_tracks, levels))
     names = tuple(f"r{level}" for level in range(1, levels + 1))
     sids = SemanticIds.from_codes(codes, names, (codebook_size,) * levels, tie_break=True)
-    config = T5RecommenderConfig(epochs=1, beam_size=beam_size, eval_batch_size=1 << 20, device="cpu", seed=seed)
+    updates = {"epochs": 1, "beam_size": beam_size, "eval_batch_size": 1 << 20, "device": "cpu", "seed": seed}
+    config = recommender_config(preset, "t5", updates)
     recommender = T5Recommender(config, sids).fit(splits.train[:train_playlists])
     return recommender, splits.test.histories
 
@@ -192,16 +198,22 @@ def decoding_benchmark(
     repeats: int = 3,
     train_playlists: int = 64,
     seed: int = 0,
+    preset: str = "spine",
 ) -> list[dict[str, Any]]:
-    """One ``compare_decoders`` row per (catalogue size, batch size) on the first ``users`` test histories."""
+    """One ``compare_decoders`` row per (catalogue size, batch size) on the first ``users`` test histories, the
+    T5 at ``preset``."""
     rows = []
     with _threads(threads):
         for num_tracks in catalog_sizes:
-            recommender, histories = benchmark_model(num_tracks, beam_size, codebook_size, levels, train_playlists, seed)
+            recommender, histories = benchmark_model(
+                num_tracks, beam_size, codebook_size, levels, train_playlists, seed, preset)
             if len(histories) < users:
                 raise ValueError(f"the {num_tracks}-track catalog has {len(histories)} test users, fewer than {users}")
+            model = {"threads": threads, "preset": preset, "parameters": recommender.num_parameters(),
+                     "d_model": recommender.config.d_model, "num_layers": recommender.config.num_layers,
+                     "max_history": recommender.config.max_history}
             for batch_size in batch_sizes:
-                rows.append({**compare_decoders(recommender, histories[:users], batch_size, repeats), "threads": threads})
+                rows.append({**compare_decoders(recommender, histories[:users], batch_size, repeats), **model})
     return rows
 
 
@@ -222,6 +234,10 @@ def format_rows(rows: Sequence[dict[str, Any]]) -> str:
         for user, tie in zip(row["mismatched_users"], row["tie_explained"]):
             reason = "float near-tie (same exact scores)" if tie else "REAL MISMATCH (different exact scores)"
             notes.append(f"  {row['num_items']:,} items, batch {row['batch_size']}: user {user} differs: {reason}")
+    for row in {(r["preset"], r["num_items"]): r for r in rows if "preset" in r}.values():
+        notes.append(f"T5 at preset {row['preset']} on {row['num_items']:,} items: {row['parameters']:,} parameters, "
+                     f"d_model {row['d_model']}, {row['num_layers']} + {row['num_layers']} layers, "
+                     f"{row['max_history']} history items, {row['threads']} thread(s)")
     notes.append("speedup = transformers / raysid wall time; CPU speedup the same with process CPU time (best of "
                  f"{rows[0]['repeats'] if rows else 0}); identical = users whose whole ranking (items and order) agrees")
     return "\n".join(lines + notes)

@@ -27,10 +27,11 @@ MANIFEST_FORMAT = 1  # layout of the .complete manifest; another format counts a
 PACKAGE = Path(__file__).resolve().parent
 # Source files (relative to the raysid package) that cannot change a stage's output, left out of the code
 # version: the sweep/Tune/MLflow adapters, reports and their plots, benchmarks, report-only commands, and
-# the store itself (its manifest format is checked on read instead).
+# the store itself (its manifest format is checked on read instead), and the model-size presets (they only
+# produce config values, which are hashed like any other).
 CODE_EXCLUDED = ("sweep/", "results.py", "importance.py", "bench.py", "bench_decoding.py", "bench_tokenizers.py",
                  "tokenize.py", "cache.py", "cache_manifest.py", "cache_maintenance.py", "verify.py", "paired.py",
-                 "readme_tables.py")
+                 "readme_tables.py", "presets.py", "bench_training.py")
 MISSING = "missing"  # _problem's answer for an artifact that is not stored at all
 
 
