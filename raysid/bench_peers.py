@@ -3,8 +3,9 @@
 Both sides get the same protocol: leave-one-out (last item test, second-to-last valid, the rest trains), full ranking over every item of those users, the same
 hidden size, layers, heads, maximum length, dropout, loss (cross-entropy over the full catalogue), batch
 size, learning rate (Adam; raysid's AdamW with weight decay 0 is Adam), epoch cap, validation NDCG@10 on
-every validation user after every epoch, early stopping after ``patience`` epochs without a better
-validation NDCG@10, the best epoch's weights tested, and the same torch threads.
+every validation user after every epoch, the best validation epoch's weights tested, and the same torch threads. RecBole stops after
+``patience`` epochs without a better validation NDCG@10; raysid's SASRec has no early stopping and trains
+every epoch (the benchmark keeps its best epoch's weights and tests them).
 
 Only users with 4 or more items take part, on both sides: RecBole's leave-one-out gives a user of 3 items
 a training pair and a test item but no validation item, where raysid validates on that user and trains on
@@ -31,7 +32,6 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -140,7 +140,7 @@ def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print) -> dict
     torch.set_num_threads(settings.threads)
     try:
         model = SASRec(config, data.num_items)
-        tracker = _EpochTracker(splits.valid, settings.patience, say)
+        tracker = _EpochTracker(splits.valid, say)
         start = time.perf_counter()
         tracker.start = start
         model.fit(splits.train, on_epoch=tracker.on_epoch, epoch_eval=tracker.evaluate)
@@ -156,8 +156,8 @@ def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print) -> dict
 class _EpochTracker:
     """Validation NDCG@10 after each raysid epoch, its wall time, and the best epoch's weights."""
 
-    def __init__(self, valid: EvalSet, patience: int, say: Say):
-        self.valid, self.patience, self.say = valid, patience, say
+    def __init__(self, valid: EvalSet, say: Say):
+        self.valid, self.say = valid, say
         self.epochs: list[dict] = []
         self.best_value, self.best_state, self.improved = -1.0, None, False
         self.start, self.eval_seconds = 0.0, 0.0
@@ -232,7 +232,7 @@ def run_recbole(data: PeerData, settings: PeerSettings, python: Path, workdir: P
         epoch["valid"] = _raysid_names(epoch["valid"])
     row = _row("RecBole", peer["epochs"], peer["fit_s"], _raysid_names(peer["test"]), peer["train_samples"])
     return row | {"masks_history": peer["masks_history"], "versions": peer["versions"],
-                  "counts": {"users": peer["users"], "items": peer["items"], "interactions": peer["interactions"]}}
+                  "counts": {"users": peer["users"], "items": peer["items"], "samples": peer["samples"]}}
 
 
 def _raysid_names(metrics: dict[str, float]) -> dict[str, float]:
@@ -299,6 +299,8 @@ def peers_benchmark(name: str, settings: PeerSettings, root: str | Path | None =
                     "left_out_users": data.left_out_users, "left_out_items": data.left_out_items},
         "settings": asdict(settings), "rows": rows, "recbole_config": recbole_config(settings),
         "history_masking": {"RecBole": recbole["masks_history"], "raysid": False},
+        # raysid's SASRec has no early stopping yet: it trains every epoch; the benchmark tests its best epoch
+        "early_stopping": {"RecBole": settings.patience > 0, "raysid": False},
         "peer_versions": recbole["versions"],
     }
 
@@ -306,14 +308,15 @@ def peers_benchmark(name: str, settings: PeerSettings, root: str | Path | None =
 def protocol_notes(result: dict) -> str:
     """The lines under the table: the shared protocol and what stays different."""
     masks = "masks" if result["history_masking"]["RecBole"] else "does not mask"
-    s = result["settings"]
+    s, stopping = result["settings"], result["early_stopping"]
+    rule = f"after {s['patience']} epochs without a better valid NDCG@10"
+    stops = [f"{name} stops {rule}" if stopping[name] else f"{name} runs every epoch" for name in ("raysid", "RecBole")]
     return "\n".join([
         f"protocol: leave-one-out (last item test, second-to-last valid), full ranking over {result['dataset']['items']:,} "
         f"items, hidden {s['hidden_size']}, {s['num_layers']} layers, {s['num_heads']} heads, max length "
         f"{s['max_length']}, dropout {s['dropout']}, cross-entropy, batch {s['batch_size']}, Adam lr {s['learning_rate']}, "
-        f"at most {s['epochs']} epochs, " + (f"early stopping after {s['patience']} epochs without a better valid "
-                                              "NDCG@10, best epoch tested" if s["patience"] else "no early stopping, best epoch tested")
-        + f", {s['threads']} thread(s) each, one after the other.",
+        f"at most {s['epochs']} epochs ({', '.join(stops)}; each tests its best validation epoch), "
+        f"{s['threads']} thread(s) each, one after the other.",
         f"history items at evaluation: RecBole {masks} them (read from its own test loader); raysid does not mask "
         "them either (it ranks every item).",
         "samples per epoch: RecBole trains every prefix of each training sequence (loss at its last position); "
@@ -338,5 +341,12 @@ def write_outputs(result: dict, out: Path, command: list[str]) -> tuple[Path, Pa
     return markdown, data
 
 
-def command_line() -> list[str]:
-    return ["raysid", *sys.argv[1:]]
+def command_line(dataset: str, settings: PeerSettings, **paths: Path | None) -> list[str]:
+    """The ``raysid bench peers`` command that repeats this run: every setting spelled out, then ``paths``
+    (``root``, ``out``, ``peers_venv``) that were given."""
+    command = ["raysid", "bench", "peers", "--dataset", dataset]
+    for name, value in asdict(settings).items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    for name, value in paths.items():
+        command += [] if value is None else [f"--{name.replace('_', '-')}", str(value)]
+    return command

@@ -147,7 +147,7 @@ def test_bench_peers_prints_both_rows_on_an_imported_dataset(tmp_path):
     saved = json.loads((out / "peers.json").read_text())
     raysid, recbole = saved["rows"]
     interactions = saved["dataset"]["interactions"]
-    assert recbole["counts"] == {"users": 30, "items": 10, "interactions": interactions}
+    assert recbole["counts"] == {"users": 30, "items": 10, "samples": interactions - 30}  # a user of n items: n - 1
     assert recbole["samples_per_epoch"] == interactions - 3 * 30  # every prefix of the training parts
     assert raysid["samples_per_epoch"] == 30
     for row in (raysid, recbole):
@@ -155,5 +155,6 @@ def test_bench_peers_prints_both_rows_on_an_imported_dataset(tmp_path):
         assert row["test_hr@10"] == 1.0 and row["test_ndcg@10"] >= 1 / math.log2(11)
         assert 1 <= row["best_epoch"] <= row["epochs_run"] <= 2 and row["seconds_to_best"] > 0
     assert saved["history_masking"] == {"RecBole": False, "raysid": False}
-    assert saved["provenance"]["commit"] and saved["command"].startswith("raysid bench peers --dataset tiny")
+    assert saved["provenance"]["commit"] and saved["command"].startswith("raysid bench peers --dataset tiny --hidden-size 16")
+    assert f"--epochs 2 --patience 1 --threads 1 --seed 0 --root {root} --out {out}" in saved["command"]
     assert "| RecBole |" in (out / "peers.md").read_text()

@@ -93,7 +93,7 @@ def run(settings: dict) -> dict:
         "epochs": epochs, "fit_s": fit_seconds, "best_epoch": best["epoch"], "best_wall_s": best["wall_s"],
         "test": {key: float(value) for key, value in test.items()},
         "train_samples": int(train_data.sample_size), "users": int(dataset.user_num - 1),
-        "items": int(dataset.item_num - 1), "interactions": int(dataset.inter_num),
+        "items": int(dataset.item_num - 1), "samples": int(dataset.inter_num),  # every prefix, before the split
         "masks_history": _masks_history(test_data), "versions": _versions(),
     }
 
