@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from raysid.bench_peers import PeerSettings, format_table, prepare, run_raysid, write_atomic
+from raysid.cache_manifest import PACKAGE, code_files
 from raysid.data.dataset import Dataset
 from raysid.data.importers import import_dataset
 from raysid.data.importers.store import save_import
@@ -102,6 +103,12 @@ def test_table_has_one_row_per_implementation_and_the_ratio():
     assert "1,234" in table and table.endswith("time to the best validation epoch: 0.25")
 
 
+def test_the_benchmark_stays_out_of_the_stage_code_version():
+    files = {path.relative_to(PACKAGE).as_posix() for path in code_files()}
+    assert "bench_peers.py" not in files and not any(name.startswith("peers/") for name in files)
+    assert "recommenders/sasrec.py" in files  # what it calls still counts
+
+
 def test_unknown_dataset_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["bench", "peers", "--dataset", "nope", "--root", str(tmp_path)])
     assert result.exit_code == 2 and "dataset 'nope': not found" in result.output
@@ -110,11 +117,12 @@ def test_unknown_dataset_is_one_line(tmp_path):
 
 def test_failed_peer_install_names_the_command_to_rerun(tmp_path):
     requirements = tmp_path / "requirements.txt"
-    requirements.write_text("raysid-peer-that-does-not-exist==0.0.0\n")
+    requirements.write_text("# a comment\nraysid-peer-that-does-not-exist==0.0.0 \\\n    --hash=sha256:" + "0" * 64 + "\n")
     lines = []
     with pytest.raises(PeerInstallError, match=r"installing the peers failed .*; rerun: .*pip install --no-deps"):
         ensure_venv(tmp_path / "venv", lines.append, requirements)
     assert lines[0].startswith("peers: creating a virtual environment") and not (tmp_path / "venv" / MARKER).exists()
+    assert lines[1].startswith("peers: installing 1 pinned package from")
 
 
 def index_reachable() -> bool:

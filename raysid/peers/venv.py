@@ -54,8 +54,8 @@ def ensure_venv(path: str | Path | None = None, say: Say = print, requirements: 
         say(f"peers: creating a virtual environment at {venv}")
         _run([sys.executable, "-m", "venv", str(venv)], say, "creating the peers' virtual environment")
     marker.unlink(missing_ok=True)
-    count = sum(1 for line in requirements.read_text().splitlines() if line.strip() and not line.startswith("#"))
-    say(f"peers: installing {count} pinned packages from {requirements} (RecBole and torch CPU; a few minutes)")
+    count = sum(1 for line in requirements.read_text().splitlines() if line[:1].isalnum())  # pins, not hashes
+    say(f"peers: installing {count} pinned package{'s' * (count != 1)} from {requirements} (RecBole and torch CPU; a few minutes)")
     install = [str(python_of(venv)), "-m", "pip", "install", "--no-deps", "--disable-pip-version-check",
                "-r", str(requirements)]
     _run(install, say, "installing the peers")
