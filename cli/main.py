@@ -392,6 +392,48 @@ def bench_training(
         fail(str(error))
     typer.echo(format_figures(row))
 
+@bench_app.command("peers")
+def bench_peers(
+    dataset: Annotated[str, typer.Option(help="Imported dataset (raysid data import ... --name NAME).")],
+    epochs: Annotated[int, typer.Option(help="Epoch cap of both sides.")] = 50,
+    patience: Annotated[int, typer.Option(help="RecBole stops after this many epochs without a better valid NDCG@10 (0: run every epoch).")] = 5,
+    threads: Annotated[int, typer.Option(help="torch threads of each side (they run one after the other).")] = 1,
+    hidden_size: Annotated[int, typer.Option(help="Item embedding and hidden size.")] = 64,
+    num_layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = 2,
+    num_heads: Annotated[int, typer.Option(help="Attention heads per block.")] = 2,
+    max_length: Annotated[int, typer.Option(help="Histories keep their last MAX_LENGTH items.")] = 50,
+    dropout: Annotated[float, typer.Option(help="Embedding, attention and feed-forward dropout.")] = 0.2,
+    batch_size: Annotated[int, typer.Option(help="Training samples per step.")] = 128,
+    eval_batch_size: Annotated[int, typer.Option(help="Users per evaluation batch.")] = 256,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed of both sides.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Folder for peers.md and peers.json (default results/bench-peers/DATASET).")] = None,
+    peers_venv: Annotated[Optional[Path], typer.Option(envvar="RAYSID_PEERS_VENV", help="The peers' virtual environment, created and installed on first use (default ~/.cache/raysid/peers-venv).")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="Dataset root (default $RAYSID_DATA_DIR, else data/datasets).")] = None,
+) -> None:
+    """raysid's SASRec and RecBole 1.2.1's SASRec on the same dataset and protocol, one table.
+
+    Leave-one-out, full ranking, the same sizes, loss, batch, learning rate and per-epoch validation NDCG@10 on both sides, each testing its best validation epoch; RecBole stops after --patience epochs without a better one (raysid's SASRec has no early stopping: it runs every epoch).
+
+    RecBole runs in a virtual environment of its own, installed from raysid/peers/requirements.txt the first time.
+    """
+    from raysid.bench_peers import PeerRunError, PeerSettings, command_line, format_table, peers_benchmark, protocol_notes, write_outputs
+    from raysid.peers.venv import PeerInstallError
+
+    try:
+        settings = PeerSettings(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, max_length=max_length,
+                                dropout=dropout, batch_size=batch_size, eval_batch_size=eval_batch_size,
+                                learning_rate=learning_rate, epochs=epochs,
+                                patience=patience, threads=threads, seed=seed)
+        result = peers_benchmark(dataset, settings, root, peers_venv, say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+    except (ConfigError, PeerInstallError, PeerRunError) as error:
+        fail(str(error))
+    for text in (format_table(result["rows"]), protocol_notes(result)):
+        console.print(text, markup=False, highlight=False, soft_wrap=True)
+    out = out or Path("results") / "bench-peers" / dataset
+    markdown, data = write_outputs(result, out, command_line(dataset, settings, root=root, out=out, peers_venv=peers_venv))
+    console.print(f"wrote {markdown} and {data}", markup=False, highlight=False, soft_wrap=True)
+
 
 if __name__ == "__main__":
     app()

@@ -1,0 +1,352 @@
+"""``raysid bench peers``: raysid's SASRec and RecBole's SASRec on the same imported dataset, one after the other.
+
+Both sides get the same protocol: leave-one-out (last item test, second-to-last valid, the rest trains), full ranking over every item of those users, the same
+hidden size, layers, heads, maximum length, dropout, loss (cross-entropy over the full catalogue), batch
+size, learning rate (Adam; raysid's AdamW with weight decay 0 is Adam), epoch cap, validation NDCG@10 on
+every validation user after every epoch, the best validation epoch's weights tested, and the same torch threads. RecBole stops after
+``patience`` epochs without a better validation NDCG@10; raysid's SASRec has no early stopping and trains
+every epoch (the benchmark keeps its best epoch's weights and tests them).
+
+Only users with 4 or more items take part, on both sides: RecBole's leave-one-out gives a user of 3 items
+a training pair and a test item but no validation item, where raysid validates on that user and trains on
+nothing, so the two protocols agree only from 4 items on.
+
+RecBole reads the data as atomic files written here (``NAME.inter``: user_id:token, item_id:token,
+timestamp:float, the timestamp being the item's position in its user's sequence, so RecBole's 'TO' order is
+raysid's order); its config is ``eval_args`` split LS valid_and_test, order TO, mode full. It runs in the
+peers' own environment (``raysid.peers.venv``) as a subprocess of ``raysid/peers/recbole_runner.py``.
+
+What stays different, and is reported: RecBole trains on every prefix of every user's training sequence
+with the loss at its last position (samples per epoch = training interactions - users); raysid trains one
+window per user with the loss at every position. RecBole's SASRec is post-norm with GELU; raysid's is
+pre-norm with ReLU; both feed-forward layers are hidden_size wide (RecBole's ``inner_size`` is set so).
+Neither masks a user's history items at evaluation (RecBole's flag is read from its own test loader).
+raysid's SASRec is called directly over item ids (``raysid.recommenders.sasrec.SASRec``), not through
+``run_trial``, whose tokenizer stage would demand a feature matrix that an id-only SASRec never reads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raysid.config import require
+from raysid.data.dataset import Dataset, EvalSet
+from raysid.data.importers.store import dataset_folder
+from raysid.data.splits import leave_one_out
+from raysid.metrics.ranking import ranking_metrics
+from raysid.peers.venv import RUNNER, ensure_venv
+from raysid.provenance import collect
+from raysid.recommenders.sasrec import SASRec, SASRecConfig
+
+KS = (5, 10)
+STOP_METRIC = "ndcg@10"
+MIN_LENGTH = 4  # see the module docstring
+Say = Callable[[str], None]
+
+
+class PeerRunError(RuntimeError):
+    """The peer's run failed; the message names its log."""
+
+
+@dataclass(frozen=True)
+class PeerSettings:
+    """What both implementations are given; section ``bench peers`` names the keys in error messages."""
+
+    hidden_size: int = 64  # item embedding and hidden size
+    num_layers: int = 2  # self-attention blocks
+    num_heads: int = 2  # attention heads per block
+    max_length: int = 50  # histories keep their last max_length items
+    dropout: float = 0.2  # embedding, attention and feed-forward dropout (RecBole: hidden and attention)
+    batch_size: int = 128  # training samples per step (raysid: user windows; RecBole: prefixes)
+    eval_batch_size: int = 256  # users per evaluation batch
+    learning_rate: float = 1e-3  # Adam
+    epochs: int = 50  # epoch cap
+    patience: int = 5  # stop after this many epochs without a better valid NDCG@10; 0 = run every epoch
+    threads: int = 1  # torch threads of each side
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_layers", "num_heads", "max_length", "batch_size", "eval_batch_size",
+                     "epochs", "threads"):
+            require(getattr(self, name) > 0, f"bench peers.{name}", f"must be positive, got {getattr(self, name)}")
+        require(self.patience >= 0, "bench peers.patience", f"must be >= 0, got {self.patience}")
+        require(self.hidden_size % self.num_heads == 0, "bench peers.hidden_size",
+                f"{self.hidden_size} is not divisible by num_heads={self.num_heads}")
+
+
+@dataclass(frozen=True)
+class PeerData:
+    """The users both sides see (sequences of MIN_LENGTH or more items), items renumbered to those they hold."""
+
+    name: str
+    sequences: list[np.ndarray]
+    num_items: int
+    left_out_users: int  # sequences shorter than MIN_LENGTH items
+    left_out_items: int  # catalogue items that only those users (or nobody) hold
+
+
+def prepare(dataset: Dataset) -> PeerData:
+    """Keep the users of MIN_LENGTH or more items and renumber their items 0..n-1 in item-id order."""
+    kept = [np.asarray(s, dtype=np.int64) for s in dataset.sequences if len(s) >= MIN_LENGTH]
+    require(bool(kept), "dataset", f"{dataset.name!r} has no sequence of {MIN_LENGTH} or more items")
+    used = np.unique(np.concatenate(kept))
+    renumber = np.full(dataset.num_items, -1, dtype=np.int64)
+    renumber[used] = np.arange(len(used))
+    return PeerData(dataset.name, [renumber[s] for s in kept], len(used),
+                    len(dataset.sequences) - len(kept), dataset.num_items - len(used))
+
+
+def load(name: str, root: str | Path | None = None) -> PeerData:
+    """The imported dataset ``name`` (``raysid data import``), prepared for both sides."""
+    return prepare(Dataset.load(dataset_folder(name, root)))
+
+
+def write_atomic(data: PeerData, folder: Path) -> Path:
+    """``folder/NAME/NAME.inter`` in RecBole's atomic format; returns ``folder`` (RecBole's data_path)."""
+    target = folder / data.name
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target / f"{data.name}.inter", "w") as out:
+        out.write("user_id:token\titem_id:token\ttimestamp:float\n")
+        for user, sequence in enumerate(data.sequences):
+            out.writelines(f"u{user}\ti{item}\t{position}\n" for position, item in enumerate(sequence.tolist()))
+    return folder
+
+
+# ------------------------------------------------------------------------------------------------- raysid
+
+
+def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print) -> dict:
+    """raysid's SASRec over item ids: per-epoch validation, best epoch restored, test at full ranking."""
+    splits = leave_one_out(data.sequences)
+    config = SASRecConfig(
+        hidden_size=settings.hidden_size, num_layers=settings.num_layers, num_heads=settings.num_heads,
+        max_length=settings.max_length, dropout=settings.dropout, epochs=settings.epochs,
+        batch_size=settings.batch_size, learning_rate=settings.learning_rate, loss="cross_entropy",
+        item_representation="id", device="cpu", seed=settings.seed,
+    )
+    previous = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        model = SASRec(config, data.num_items)
+        tracker = _EpochTracker(splits.valid, say)
+        start = time.perf_counter()
+        tracker.start = start
+        model.fit(splits.train, on_epoch=tracker.on_epoch, epoch_eval=tracker.evaluate)
+        fit_seconds = time.perf_counter() - start
+        model.model.load_state_dict(tracker.best_state)
+        test = ranking_metrics(model.recommend(splits.test.histories, max(KS)), splits.test.targets, KS)
+    finally:
+        torch.set_num_threads(previous)
+    samples = sum(1 for s in splits.train if len(s) >= 2)  # one window per user of two or more items
+    return _row("raysid", tracker.epochs, fit_seconds, test, samples)
+
+
+class _EpochTracker:
+    """Validation NDCG@10 after each raysid epoch, its wall time, and the best epoch's weights."""
+
+    def __init__(self, valid: EvalSet, say: Say):
+        self.valid, self.say = valid, say
+        self.epochs: list[dict] = []
+        self.best_value, self.best_state, self.improved = -1.0, None, False
+        self.start, self.eval_seconds = 0.0, 0.0
+
+    def evaluate(self, recommender: SASRec) -> dict[str, float]:
+        begin = time.perf_counter()
+        ranked = recommender.recommend(self.valid.histories, max(KS))
+        metrics = {f"valid/{k}": v for k, v in ranking_metrics(ranked, self.valid.targets, KS).items()}
+        self.improved = metrics[f"valid/{STOP_METRIC}"] > self.best_value
+        if self.improved:
+            self.best_value = metrics[f"valid/{STOP_METRIC}"]
+            self.best_state = copy.deepcopy(recommender.model.state_dict())
+        self.eval_seconds = time.perf_counter() - begin
+        return metrics
+
+    def on_epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        wall = time.perf_counter() - self.start
+        previous = self.epochs[-1]["wall_s"] if self.epochs else 0.0
+        train = wall - previous - self.eval_seconds
+        self.epochs.append({"epoch": epoch, "wall_s": wall, "train_s": train, "valid_s": self.eval_seconds,
+                            "train_loss": metrics["train/loss"], "best": self.improved,
+                            "valid": {k[6:]: v for k, v in metrics.items() if k.startswith("valid/")}})
+        self.say(f"raysid epoch {epoch}: train {train:.1f} s, loss {metrics['train/loss']:.4f}, "
+                 f"valid {STOP_METRIC} {metrics[f'valid/{STOP_METRIC}']:.4f}{' (best)' if self.improved else ''}")
+
+
+# ------------------------------------------------------------------------------------------------- RecBole
+
+
+def recbole_config(settings: PeerSettings) -> dict:
+    """RecBole's config_dict for the same protocol and model sizes (see the module docstring)."""
+    stopping = settings.patience - 1 if settings.patience else settings.epochs  # it stops after stopping_step + 1
+    return {
+        "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id", "TIME_FIELD": "timestamp",
+        "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+        "user_inter_num_interval": "[0,inf)", "item_inter_num_interval": "[0,inf)",
+        "MAX_ITEM_LIST_LENGTH": settings.max_length, "hidden_size": settings.hidden_size,
+        "inner_size": settings.hidden_size, "n_layers": settings.num_layers, "n_heads": settings.num_heads,
+        "hidden_dropout_prob": settings.dropout, "attn_dropout_prob": settings.dropout,
+        "loss_type": "CE", "train_neg_sample_args": None,
+        "epochs": settings.epochs, "train_batch_size": settings.batch_size,
+        "eval_batch_size": settings.eval_batch_size, "learning_rate": settings.learning_rate,
+        "learner": "adam", "weight_decay": 0.0,
+        "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"},
+        "metrics": ["Hit", "NDCG"], "topk": list(KS), "valid_metric": "NDCG@10", "metric_decimal_place": 6,
+        "stopping_step": stopping, "eval_step": 1, "seed": settings.seed, "reproducibility": True,
+        "use_gpu": False, "device": "cpu", "worker": 0, "show_progress": False, "state": "WARNING",
+    }
+
+
+def run_recbole(data: PeerData, settings: PeerSettings, python: Path, workdir: Path, say: Say = print) -> dict:
+    """RecBole's SASRec in the peers' environment on the atomic files of ``data``."""
+    payload = {"data_path": str(write_atomic(data, workdir / "atomic")), "dataset": data.name,
+               "checkpoint_dir": str(workdir / "checkpoints"), "threads": settings.threads,
+               "config": recbole_config(settings)}
+    (workdir / "settings.json").write_text(json.dumps(payload, indent=2))
+    log, result = workdir / "recbole.log", workdir / "recbole-result.json"
+    command = [str(python), str(RUNNER), str(workdir / "settings.json"), str(result)]
+    threads = str(settings.threads)
+    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONWARNINGS": "ignore"}
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=workdir,
+                                   env={**_environment(), **env})
+        for line in process.stdout:
+            say(line.rstrip())
+    if process.wait() != 0:
+        last = [line for line in log.read_text().splitlines() if line.strip()][-1:] or ["no output"]
+        raise PeerRunError(f"RecBole's run failed (exit {process.returncode}): {last[0]}; log: {log}; "
+                           f"rerun: {shlex.join(command)}")
+    peer = json.loads(result.read_text())
+    for epoch in peer["epochs"]:
+        epoch["valid"] = _raysid_names(epoch["valid"])
+    row = _row("RecBole", peer["epochs"], peer["fit_s"], _raysid_names(peer["test"]), peer["train_samples"])
+    return row | {"masks_history": peer["masks_history"], "versions": peer["versions"],
+                  "counts": {"users": peer["users"], "items": peer["items"], "samples": peer["samples"]}}
+
+
+def _raysid_names(metrics: dict[str, float]) -> dict[str, float]:
+    """RecBole's ``hit@k`` is raysid's ``hr@k``."""
+    return {key.replace("hit@", "hr@"): value for key, value in metrics.items()}
+
+
+def _environment() -> dict[str, str]:
+    """This process's environment without raysid's PYTHONPATH and venv, which the peers must not see."""
+    return {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+
+# ------------------------------------------------------------------------------------------------- table
+
+
+def _row(name: str, epochs: list[dict], fit_seconds: float, test: dict[str, float], samples: int) -> dict:
+    """One table row from the per-epoch records (``epoch``, ``wall_s``, ``train_s``, ``best``) and test metrics."""
+    best = [e for e in epochs if e["best"]][-1]
+    return {
+        "implementation": name, "seconds_per_epoch": fit_seconds / len(epochs),
+        "train_seconds_per_epoch": sum(e["train_s"] for e in epochs) / len(epochs), "epochs_run": len(epochs),
+        "best_epoch": best["epoch"], "seconds_to_best": best["wall_s"], "best_valid_ndcg@10": best["valid"]["ndcg@10"],
+        **{f"test_{key}": float(test[key]) for key in ("hr@5", "hr@10", "ndcg@5", "ndcg@10")},
+        "samples_per_epoch": samples, "epochs": epochs,
+    }
+
+
+COLUMNS = (("implementation", "implementation", "{}"), ("s/epoch", "seconds_per_epoch", "{:.2f}"),
+           ("train s/epoch", "train_seconds_per_epoch", "{:.2f}"), ("epochs run", "epochs_run", "{}"),
+           ("best epoch", "best_epoch", "{}"), ("s to best", "seconds_to_best", "{:.1f}"),
+           ("valid NDCG@10", "best_valid_ndcg@10", "{:.4f}"), ("HR@5", "test_hr@5", "{:.4f}"),
+           ("HR@10", "test_hr@10", "{:.4f}"), ("NDCG@5", "test_ndcg@5", "{:.4f}"),
+           ("NDCG@10", "test_ndcg@10", "{:.4f}"), ("samples/epoch", "samples_per_epoch", "{:,}"))
+
+
+def format_table(rows: list[dict]) -> str:
+    """A markdown table, one row per implementation, and the raysid/RecBole ratio of time to the best epoch."""
+    lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(form.format(row[key]) for _, key, form in COLUMNS) + " |" for row in rows]
+    by_name = {row["implementation"]: row for row in rows}
+    if {"raysid", "RecBole"} <= set(by_name):
+        ratio = by_name["raysid"]["seconds_to_best"] / by_name["RecBole"]["seconds_to_best"]
+        lines.append(f"\nraysid / RecBole time to the best validation epoch: {ratio:.2f}")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------- benchmark
+
+
+def peers_benchmark(name: str, settings: PeerSettings, root: str | Path | None = None, venv: str | Path | None = None,
+                    say: Say = print) -> dict:
+    """Both rows on dataset ``name``: the peers' environment is made ready first, then raysid, then RecBole."""
+    data = load(name, root)
+    python = ensure_venv(venv, say)
+    say(f"dataset {name}: {len(data.sequences):,} users, {data.num_items:,} items "
+        f"({data.left_out_users:,} users under {MIN_LENGTH} items and {data.left_out_items:,} items left out)")
+    rows = [run_raysid(data, settings, say)]
+    with tempfile.TemporaryDirectory(prefix="raysid-peers-") as folder:
+        rows.append(run_recbole(data, settings, python, Path(folder), say))
+    recbole = rows[1]
+    return {
+        "dataset": {"name": name, "users": len(data.sequences), "items": data.num_items,
+                    "interactions": int(sum(len(s) for s in data.sequences)),
+                    "left_out_users": data.left_out_users, "left_out_items": data.left_out_items},
+        "settings": asdict(settings), "rows": rows, "recbole_config": recbole_config(settings),
+        "history_masking": {"RecBole": recbole["masks_history"], "raysid": False},
+        # raysid's SASRec has no early stopping yet: it trains every epoch; the benchmark tests its best epoch
+        "early_stopping": {"RecBole": settings.patience > 0, "raysid": False},
+        "peer_versions": recbole["versions"],
+    }
+
+
+def protocol_notes(result: dict) -> str:
+    """The lines under the table: the shared protocol and what stays different."""
+    masks = "masks" if result["history_masking"]["RecBole"] else "does not mask"
+    s, stopping = result["settings"], result["early_stopping"]
+    rule = f"after {s['patience']} epochs without a better valid NDCG@10"
+    stops = [f"{name} stops {rule}" if stopping[name] else f"{name} runs every epoch" for name in ("raysid", "RecBole")]
+    return "\n".join([
+        f"protocol: leave-one-out (last item test, second-to-last valid), full ranking over {result['dataset']['items']:,} "
+        f"items, hidden {s['hidden_size']}, {s['num_layers']} layers, {s['num_heads']} heads, max length "
+        f"{s['max_length']}, dropout {s['dropout']}, cross-entropy, batch {s['batch_size']}, Adam lr {s['learning_rate']}, "
+        f"at most {s['epochs']} epochs ({', '.join(stops)}; each tests its best validation epoch), "
+        f"{s['threads']} thread(s) each, one after the other.",
+        f"history items at evaluation: RecBole {masks} them (read from its own test loader); raysid does not mask "
+        "them either (it ranks every item).",
+        "samples per epoch: RecBole trains every prefix of each training sequence (loss at its last position); "
+        "raysid one window per user (loss at every position). RecBole's SASRec is post-norm/GELU, raysid's "
+        "pre-norm/ReLU; both feed-forward layers are hidden-size wide.",
+    ])
+
+
+def write_outputs(result: dict, out: Path, command: list[str]) -> tuple[Path, Path]:
+    """``peers.md`` (table, notes, command, provenance) and ``peers.json`` (everything) under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    provenance = collect(result["settings"]["threads"])
+    full = result | {"command": shlex.join(command), "provenance": provenance}
+    markdown = out / "peers.md"
+    markdown.write_text(
+        f"# raysid vs RecBole SASRec on {result['dataset']['name']}\n\n{format_table(result['rows'])}\n\n"
+        f"{protocol_notes(result)}\n\nCommand: `{shlex.join(command)}`\n\n"
+        f"Provenance: {', '.join(f'{k} {v}' for k, v in provenance.items())}; peers: "
+        f"{', '.join(f'{k} {v}' for k, v in result['peer_versions'].items())}\n")
+    data = out / "peers.json"
+    data.write_text(json.dumps(full, indent=2))
+    return markdown, data
+
+
+def command_line(dataset: str, settings: PeerSettings, **paths: Path | None) -> list[str]:
+    """The ``raysid bench peers`` command that repeats this run: every setting spelled out, then ``paths``
+    (``root``, ``out``, ``peers_venv``) that were given."""
+    command = ["raysid", "bench", "peers", "--dataset", dataset]
+    for name, value in asdict(settings).items():
+        command += [f"--{name.replace('_', '-')}", str(value)]
+    for name, value in paths.items():
+        command += [] if value is None else [f"--{name.replace('_', '-')}", str(value)]
+    return command
