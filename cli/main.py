@@ -392,6 +392,7 @@ def bench_training(
         fail(str(error))
     typer.echo(format_figures(row))
 
+
 @bench_app.command("peers")
 def bench_peers(
     dataset: Annotated[str, typer.Option(help="Imported dataset (raysid data import ... --name NAME).")],
