@@ -37,7 +37,7 @@ def verify(
     from raysid.sweep.space import load_study
     from raysid.verify import verify as run_verify
 
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the re-run like Ctrl-C: workers terminated
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the re-run like Ctrl-C
     try:
         loaded = load_study(study)
         folder = Path(results_dir).expanduser().resolve() / experiment_name(loaded, smoke)
@@ -51,6 +51,8 @@ def verify(
         console.print("[red]interrupted[/red]: verify stopped and its workers were terminated; nothing was compared "
                       "beyond the trials printed above")
         raise typer.Exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print_provenance(result.provenance)
     bad = result.disagreements
     if result.agrees:
