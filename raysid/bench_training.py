@@ -99,6 +99,12 @@ def gpt2_step_flops(shape: BatchShape, n_embd: int, n_inner: int, layers: int, v
 # --- workloads ------------------------------------------------------------------------------------------
 
 
+def seeded_batches(size: int, count: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """``count`` batches of ``batch_size`` indices into ``size`` samples: seeded permutations laid end to end."""
+    order = torch.cat([torch.randperm(size, generator=generator) for _ in range(math.ceil(count * batch_size / size))])
+    return [order[i * batch_size : (i + 1) * batch_size] for i in range(count)]
+
+
 class T5Workload:
     """T5's training batches: ``Samples`` drawn in a seeded order, the ranking task's loss."""
 
@@ -111,9 +117,8 @@ class T5Workload:
         return len(self.samples)
 
     def batches(self, count: int, batch_size: int) -> list[torch.Tensor]:
-        order = torch.cat([torch.randperm(len(self), generator=self.generator)
-                           for _ in range(math.ceil(count * batch_size / len(self)))])
-        return [order[i * batch_size : (i + 1) * batch_size].to(self.recommender.device) for i in range(count)]
+        device = self.recommender.device
+        return [index.to(device) for index in seeded_batches(len(self), count, batch_size, self.generator)]
 
     def shape(self, index: torch.Tensor) -> BatchShape:
         r = self.recommender
@@ -142,9 +147,7 @@ class GPT2Workload:
         return len(self.windows)
 
     def batches(self, count: int, batch_size: int) -> list[torch.Tensor]:
-        order = torch.cat([torch.randperm(len(self), generator=self.generator)
-                           for _ in range(math.ceil(count * batch_size / len(self)))])
-        return [order[i * batch_size : (i + 1) * batch_size] for i in range(count)]
+        return seeded_batches(len(self), count, batch_size, self.generator)
 
     def _tensors(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r = self.recommender
