@@ -397,7 +397,7 @@ def bench_training(
 def bench_peers(
     dataset: Annotated[str, typer.Option(help="Imported dataset (raysid data import ... --name NAME).")],
     epochs: Annotated[int, typer.Option(help="Epoch cap of both sides.")] = 50,
-    patience: Annotated[int, typer.Option(help="RecBole stops after this many epochs without a better valid NDCG@10 (0: run every epoch).")] = 5,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better valid NDCG@10 (0: run every epoch).")] = 5,
     threads: Annotated[int, typer.Option(help="torch threads of each side (they run one after the other).")] = 1,
     hidden_size: Annotated[int, typer.Option(help="Item embedding and hidden size.")] = 64,
     num_layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = 2,
@@ -414,7 +414,7 @@ def bench_peers(
 ) -> None:
     """raysid's SASRec and RecBole 1.2.1's SASRec on the same dataset and protocol, one table.
 
-    Leave-one-out, full ranking, the same sizes, loss, batch, learning rate and per-epoch validation NDCG@10 on both sides, each testing its best validation epoch; RecBole stops after --patience epochs without a better one (raysid's SASRec has no early stopping: it runs every epoch).
+    Leave-one-out, full ranking, the same sizes, loss, batch, learning rate and per-epoch validation NDCG@10 on both sides, each stopping after --patience epochs without a better one and testing its best validation epoch.
 
     RecBole runs in a virtual environment of its own, installed from raysid/peers/requirements.txt the first time.
     """

@@ -3,9 +3,9 @@
 Both sides get the same protocol: leave-one-out (last item test, second-to-last valid, the rest trains), full ranking over every item of those users, the same
 hidden size, layers, heads, maximum length, dropout, loss (cross-entropy over the full catalogue), batch
 size, learning rate (Adam; raysid's AdamW with weight decay 0 is Adam), epoch cap, validation NDCG@10 on
-every validation user after every epoch, the best validation epoch's weights tested, and the same torch threads. RecBole stops after
-``patience`` epochs without a better validation NDCG@10; raysid's SASRec has no early stopping and trains
-every epoch (the benchmark keeps its best epoch's weights and tests them).
+every validation user after every epoch, early stopping after ``patience`` epochs without a better validation NDCG@10 (raysid's
+``SASRecConfig.patience``, RecBole's ``stopping_step`` = patience - 1), the best epoch's weights tested,
+and the same torch threads. A tie is no improvement for raysid and one for RecBole.
 
 Only users with 4 or more items take part, on both sides: RecBole's leave-one-out gives a user of 3 items
 a training pair and a test item but no validation item, where raysid validates on that user and trains on
@@ -27,7 +27,6 @@ raysid's SASRec is called directly over item ids (``raysid.recommenders.sasrec.S
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shlex
@@ -135,6 +134,8 @@ def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print) -> dict
         max_length=settings.max_length, dropout=settings.dropout, epochs=settings.epochs,
         batch_size=settings.batch_size, learning_rate=settings.learning_rate, loss="cross_entropy",
         item_representation="id", device="cpu", seed=settings.seed,
+        patience=settings.patience or settings.epochs,  # 0: never stop, but still test the best epoch
+        stop_metric=f"valid/{STOP_METRIC}", stop_mode="max",
     )
     previous = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
@@ -143,9 +144,8 @@ def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print) -> dict
         tracker = _EpochTracker(splits.valid, say)
         start = time.perf_counter()
         tracker.start = start
-        model.fit(splits.train, on_epoch=tracker.on_epoch, epoch_eval=tracker.evaluate)
+        model.fit(splits.train, on_epoch=tracker.on_epoch, epoch_eval=tracker.evaluate)  # restores the best epoch
         fit_seconds = time.perf_counter() - start
-        model.model.load_state_dict(tracker.best_state)
         test = ranking_metrics(model.recommend(splits.test.histories, max(KS)), splits.test.targets, KS)
     finally:
         torch.set_num_threads(previous)
@@ -154,12 +154,13 @@ def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print) -> dict
 
 
 class _EpochTracker:
-    """Validation NDCG@10 after each raysid epoch, its wall time, and the best epoch's weights."""
+    """Validation NDCG@10 after each raysid epoch, its wall time, and whether it is the best so far (strictly
+    better, as raysid's early stopping counts it)."""
 
     def __init__(self, valid: EvalSet, say: Say):
         self.valid, self.say = valid, say
         self.epochs: list[dict] = []
-        self.best_value, self.best_state, self.improved = -1.0, None, False
+        self.best_value, self.improved = -1.0, False
         self.start, self.eval_seconds = 0.0, 0.0
 
     def evaluate(self, recommender: SASRec) -> dict[str, float]:
@@ -169,7 +170,6 @@ class _EpochTracker:
         self.improved = metrics[f"valid/{STOP_METRIC}"] > self.best_value
         if self.improved:
             self.best_value = metrics[f"valid/{STOP_METRIC}"]
-            self.best_state = copy.deepcopy(recommender.model.state_dict())
         self.eval_seconds = time.perf_counter() - begin
         return metrics
 
@@ -299,8 +299,7 @@ def peers_benchmark(name: str, settings: PeerSettings, root: str | Path | None =
                     "left_out_users": data.left_out_users, "left_out_items": data.left_out_items},
         "settings": asdict(settings), "rows": rows, "recbole_config": recbole_config(settings),
         "history_masking": {"RecBole": recbole["masks_history"], "raysid": False},
-        # raysid's SASRec has no early stopping yet: it trains every epoch; the benchmark tests its best epoch
-        "early_stopping": {"RecBole": settings.patience > 0, "raysid": False},
+        "early_stopping": {"RecBole": settings.patience > 0, "raysid": settings.patience > 0},
         "peer_versions": recbole["versions"],
     }
 

@@ -1,5 +1,6 @@
 """`raysid bench peers`: the data both sides see, raysid's row, the peers' environment, and the whole command."""
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -84,6 +85,14 @@ def test_raysid_row_is_counted_from_its_epochs(tmp_path):
     check_metrics(row, users=40)
 
 
+def test_raysid_stops_after_patience_epochs_without_a_better_validation(tmp_path):
+    dataset, _, _ = imported(tmp_path, users=40, items=25)
+    row = run_raysid(prepare(dataset), dataclasses.replace(TINY, epochs=6, patience=1, learning_rate=0.05), print)
+    valid = [e["valid"]["ndcg@10"] for e in row["epochs"]]
+    first_worse = next((i + 2 for i, (a, b) in enumerate(zip(valid, valid[1:])) if b <= max(valid[: i + 1])), 6)
+    assert row["epochs_run"] == first_worse and row["best_epoch"] == 1 + int(np.argmax(valid))
+
+
 def check_metrics(row: dict, users: int) -> None:
     """Test metrics: HR@k is a count of users, NDCG@k <= HR@k, both grow with k, all in [0, 1]."""
     for k in (5, 10):
@@ -163,6 +172,7 @@ def test_bench_peers_prints_both_rows_on_an_imported_dataset(tmp_path):
         assert row["test_hr@10"] == 1.0 and row["test_ndcg@10"] >= 1 / math.log2(11)
         assert 1 <= row["best_epoch"] <= row["epochs_run"] <= 2 and row["seconds_to_best"] > 0
     assert saved["history_masking"] == {"RecBole": False, "raysid": False}
+    assert saved["early_stopping"] == {"RecBole": True, "raysid": True}
     assert saved["provenance"]["commit"] and saved["command"].startswith("raysid bench peers --dataset tiny --hidden-size 16")
     assert f"--epochs 2 --patience 1 --threads 1 --seed 0 --root {root} --out {out}" in saved["command"]
     assert "| RecBole |" in (out / "peers.md").read_text()

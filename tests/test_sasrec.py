@@ -160,6 +160,9 @@ def test_bad_histories_raise_naming_user_and_item(trained, histories, message) -
         ({"dropout": 1.0}, "collaborative.dropout"),
         ({"learning_rate": 0.0}, "collaborative.learning_rate"),
         ({"precision": "fp16"}, "collaborative.precision"),
+        ({"patience": -1}, "collaborative.patience"),
+        ({"stop_mode": "up"}, "collaborative.stop_mode"),
+        ({"stop_metric": ""}, "collaborative.stop_metric"),
     ],
 )
 def test_bad_config_names_the_field(fields, key) -> None:
@@ -366,6 +369,70 @@ def test_resume_from_an_epoch_state_continues_exactly(radio) -> None:
     assert [e for e, _ in resumed.reports] == [2]
     for name, value in whole.model.state_dict().items():
         torch.testing.assert_close(resumed.state["model"][name], value, rtol=0, atol=0)
+
+
+# --- early stopping -----------------------------------------------------------------------------------
+
+
+class Scripted:
+    """An epoch_eval reporting the given valid/ndcg@10 values in turn, keeping each epoch's weights."""
+
+    def __init__(self, values: list[float]):
+        self.values, self.weights = list(values), []
+
+    def __call__(self, recommender: SASRec) -> dict[str, float]:
+        self.weights.append({k: v.clone() for k, v in recommender.model.state_dict().items()})
+        return {"valid/ndcg@10": self.values[len(self.weights) - 1]}
+
+
+def assert_weights(model: SASRec, expected: dict[str, torch.Tensor]) -> None:
+    for name, value in model.model.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=0, atol=0)
+
+
+def test_patience_stops_after_epochs_without_a_better_value_and_restores_the_best(train) -> None:
+    scripted, reports = Scripted([0.1, 0.3, 0.3, 0.2, 0.5, 0.6]), []
+    config = dataclasses.replace(FAST, epochs=6, patience=2)
+    model = SASRec(config, NUM_ITEMS).fit(train[:40], epoch_eval=scripted, on_epoch=lambda e, m: reports.append(e))
+    assert reports == [1, 2, 3, 4]  # epoch 3 ties (not better), epoch 4 is worse: two epochs after the best
+    assert_weights(model, scripted.weights[1])  # the weights after epoch 2
+
+
+def test_without_patience_every_epoch_runs_and_the_last_weights_stay(train) -> None:
+    scripted = Scripted([0.5, 0.1, 0.1])
+    model = SASRec(dataclasses.replace(FAST, epochs=3), NUM_ITEMS).fit(train[:40], epoch_eval=scripted)
+    assert len(scripted.weights) == 3
+    assert_weights(model, scripted.weights[-1])
+
+
+def test_early_stopping_on_valid_loss_follows_the_mode(train) -> None:
+    def losses(mode: str) -> list[float]:
+        config = dataclasses.replace(FAST, epochs=3, patience=1, stop_metric="valid/loss", stop_mode=mode)
+        reports = []
+        SASRec(config, NUM_ITEMS).fit(train[:40], valid=held_out(20, seed=2), on_epoch=lambda e, m: reports.append(m))
+        return [m["valid/loss"] for m in reports]
+
+    smaller_is_better = losses("min")
+    first_worse = next((i + 2 for i, (a, b) in enumerate(zip(smaller_is_better, smaller_is_better[1:])) if b >= a), 3)
+    assert len(smaller_is_better) == first_worse and smaller_is_better[1] < smaller_is_better[0]
+    assert losses("max") == smaller_is_better[:2]  # a falling loss is no improvement under "max": stop at epoch 2
+
+
+def test_a_stop_metric_no_epoch_reports_fails_before_training(train) -> None:
+    config = dataclasses.replace(FAST, patience=1)
+    with pytest.raises(ValueError, match=r"collaborative.stop_metric: 'valid/ndcg@10' is not reported .*valid/loss"):
+        SASRec(config, NUM_ITEMS).fit(train[:40], valid=held_out(20, seed=2))
+
+
+def test_resumed_run_keeps_the_early_stopping_state(train) -> None:
+    config = dataclasses.replace(FAST, epochs=2, patience=2)
+    data = training_data(train[:40], [np.ones(len(s), dtype=np.int8) for s in train[:40]], config.max_length, config.loss)
+    first = Session(0, 1, torch.device("cpu"), "fp32", None)
+    SASRecTraining(SASRec(config, NUM_ITEMS), data, None, Scripted([0.4, 0.2]))(first)
+    assert (first.state["early_stopping"]["best_epoch"], first.state["early_stopping"]["stale"]) == (1, 1)
+    resumed = Session(0, 1, torch.device("cpu"), "fp32", first.state)
+    SASRecTraining(SASRec(dataclasses.replace(config, epochs=5), NUM_ITEMS), data, None, Scripted([0.3, 0.9]))(resumed)
+    assert [e for e, _ in resumed.reports] == [3]  # epoch 3 is the second without a better value than epoch 1's
 
 
 # --- bad input ----------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,9 @@ class SASRecConfig:
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used only on CUDA
     seed: int = 0  # seeds initialisation, dropout, batch order and negative samples
+    patience: int = 0  # stop after this many epochs without a better stop_metric and restore the best epoch; 0 = off
+    stop_metric: str = "valid/ndcg@10"  # epoch metric early stopping watches (an epoch_eval's, or valid/loss, valid/auc)
+    stop_mode: Literal["max", "min"] = "max"  # "max": larger stop_metric is better; "min": smaller
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))
@@ -103,6 +107,10 @@ class SASRecConfig:
             require(value in choices, f"{where}.{name}",
                     f"got {value!r}; valid choices are: {', '.join(map(repr, choices))}")
         require(self.negative_samples >= 0, f"{where}.negative_samples", f"must be >= 0, got {self.negative_samples}")
+        require(self.patience >= 0, f"{where}.patience", f"must be >= 0 (0 = no early stopping), got {self.patience}")
+        require(self.stop_mode in ("max", "min"), f"{where}.stop_mode", f"got {self.stop_mode!r}; valid choices are: 'max', 'min'")
+        require(isinstance(self.stop_metric, str) and bool(self.stop_metric), f"{where}.stop_metric",
+                f"expected a metric name such as 'valid/ndcg@10', got {self.stop_metric!r}")
         names = self.components
         require(all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names),
                 f"{where}.components", f"expected distinct attribute names, got {list(names)}")
@@ -313,7 +321,9 @@ class SASRec:
         every track counts as played. ``valid``: an EvalSet reports ``valid/loss`` (cross-entropy of the
         held-out item), a FeedbackSet ``valid/auc`` and ``valid/auc_sessions`` after every epoch.
         ``epoch_eval(recommender)`` runs on rank 0 after every epoch and its metrics join the report.
-        Sequences shorter than two items carry no pair and are skipped.
+        Sequences shorter than two items carry no pair and are skipped. With ``config.patience`` > 0, training
+        stops after that many epochs without a better ``config.stop_metric`` (one of the reported metrics) and
+        the best epoch's weights are restored; without it, the last epoch's weights are kept.
         """
         _check_sequences(train_sequences, self.num_items)
         if feedback is None:
@@ -329,9 +339,11 @@ class SASRec:
                              "negative_samples >= 1 (every label is 'played')")
         if valid is not None:
             self._check_valid(valid)
+        _check_stop_metric(config, valid, epoch_eval)
         run = resolve_training(training or TrainingConfig(precision=config.precision), config.device)
         state = run_training(SASRecTraining(self, data, valid, epoch_eval), run, on_epoch, name="sasrec")
-        self.model.load_state_dict(state["model"])
+        best = state.get("early_stopping", {}).get("best_model")  # None without early stopping (or no finite value)
+        self.model.load_state_dict(best if best is not None else state["model"])
         self.model.eval()
         return self
 
@@ -554,13 +566,74 @@ class SASRecTraining:
         last = resume(session, recommender.model, [optimizer], generator)
         if last is not None:
             torch.set_rng_state(session.restore()["torch_rng"])  # dropout continues where it stopped
+        stopping = EarlyStopping.of(config, session.restore())
         for epoch in range(1 if last is None else last + 1, config.epochs + 1):
             metrics = {"train/loss": recommender.train_epoch(session, model, self.data, optimizer, generator)}
             metrics.update(recommender.validate(self.valid, session))
             if self.epoch_eval is not None and session.is_main:
                 metrics.update(self.epoch_eval(recommender))
-            state = epoch_state(recommender.model, [optimizer], generator, epoch, torch_rng=torch.get_rng_state())
+            stop = stopping is not None and stopping.update(epoch, metrics, recommender.model, session)
+            extra = {} if stopping is None else {"early_stopping": stopping.state()}
+            state = epoch_state(recommender.model, [optimizer], generator, epoch, torch_rng=torch.get_rng_state(), **extra)
             session.report(epoch, metrics, state)
+            if stop:
+                break
+
+
+@dataclass
+class EarlyStopping:
+    """The best ``stop_metric`` so far, its epoch and weights (on the CPU), and the epochs since it.
+
+    An epoch is better only when strictly better (a tie keeps the earlier epoch); a NaN is never better.
+    Rank 0's value decides on every worker (an ``epoch_eval`` metric exists only there).
+    """
+
+    metric: str
+    mode: str
+    patience: int
+    best_value: float = math.nan
+    best_epoch: int = 0
+    best_model: dict | None = None
+    stale: int = 0  # epochs since the best one
+
+    @classmethod
+    def of(cls, config: SASRecConfig, restored: dict | None) -> EarlyStopping | None:
+        """None when ``config.patience`` is 0; the resumed run's state when there is one."""
+        if not config.patience:
+            return None
+        saved = (restored or {}).get("early_stopping", {})
+        return cls(config.stop_metric, config.stop_mode, config.patience, **saved)
+
+    def update(self, epoch: int, metrics: dict[str, float], model: nn.Module, session: Session) -> bool:
+        """Record this epoch; True when training should stop (``patience`` epochs without a better value)."""
+        if session.is_main and self.metric not in metrics:
+            raise ValueError(f"early stopping: metric {self.metric!r} is not reported; the epoch reports "
+                             f"{', '.join(sorted(metrics))}")
+        value = float(session.broadcast(torch.tensor([metrics.get(self.metric, 0.0)], dtype=torch.float64))[0])
+        better = math.isnan(self.best_value) or (value > self.best_value if self.mode == "max" else value < self.best_value)
+        if better and not math.isnan(value):
+            self.best_value, self.best_epoch, self.stale = value, epoch, 0
+            self.best_model = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+        else:
+            self.stale += 1
+        return self.stale >= self.patience
+
+    def state(self) -> dict:
+        return {"best_value": self.best_value, "best_epoch": self.best_epoch, "best_model": self.best_model,
+                "stale": self.stale}
+
+
+def _check_stop_metric(config: SASRecConfig, valid: EvalSet | FeedbackSet | None, epoch_eval: EpochEval | None) -> None:
+    """Fail before training when early stopping watches a metric no epoch will report."""
+    if not config.patience or epoch_eval is not None:
+        return  # an epoch_eval's metrics are known only once it runs; update() checks them
+    reported = {"train/loss"} | ({"valid/auc", "valid/auc_sessions"} if isinstance(valid, FeedbackSet)
+                                 else {"valid/loss"} if valid is not None else set())
+    if config.stop_metric not in reported:
+        raise ValueError(
+            f"{config.section}.stop_metric: {config.stop_metric!r} is not reported by any epoch (reported: "
+            f"{', '.join(sorted(reported))}); ranking metrics such as valid/ndcg@10 need an epoch_eval "
+            "(a trial's evaluation.epoch_users > 0)")
 
 
 def _rows(count: int, session: Session | None) -> list[int]:
