@@ -27,7 +27,7 @@ def fail(message: str) -> None:
 
 @app.command("import")
 def import_(
-    kind: Annotated[str, typer.Argument(help="mpd, spotify-skip, amazon or recbole.")],
+    kind: Annotated[str, typer.Argument(help="mpd, spotify-skip, amazon, amazon-reviews or recbole.")],
     path: Annotated[Path, typer.Argument(help="A source file, or a folder of them.")],
     name: Annotated[str, typer.Option(help="Name of the dataset folder to write (e.g. mpd-5365).")],
     root: Root = None,
@@ -36,6 +36,9 @@ def import_(
     items: Annotated[Optional[Path], typer.Option(help="amazon: item JSON of text fields.")] = None,
     identifiers: Annotated[Optional[Path], typer.Option(help="amazon: identifier table of another system.")] = None,
     category: Annotated[Optional[str], typer.Option(help="amazon: category of an amazon-text folder.")] = None,
+    metadata: Annotated[Optional[Path], typer.Option(help="amazon-reviews: the metadata JSON lines (meta_CATEGORY.json.gz).")] = None,
+    core: Annotated[Optional[int], typer.Option(help="amazon-reviews: k of the k-core filter (default 5).")] = None,
+    max_history: Annotated[Optional[int], typer.Option(help="amazon-reviews: most recent items kept per history (default 20; 0 = all).")] = None,
 ) -> None:
     """Read a dataset in its published format and write the canonical dataset folder."""
     from raysid.data.importers import import_dataset
@@ -46,13 +49,16 @@ def import_(
         check_name(name)
         if (resolve_root(root) / name).exists() and not force:
             fail(f"dataset {name!r} already exists under {resolve_root(root)}; pass --force to replace it")
-        imported = import_dataset(kind, path, name, features=features, items=items, identifiers=identifiers, category=category)
+        imported = import_dataset(kind, path, name, features=features, items=items, identifiers=identifiers,
+                                  category=category, metadata=metadata, core=core, max_history=max_history)
         folder = save_import(imported, name, root, force)
     except (ConfigError, ValueError) as error:
         fail(str(error))
     counts = imported.counts
     console.print(f"[green]imported {kind}[/green] {path} -> {folder} in {time.perf_counter() - start:.1f} s", soft_wrap=True)
     console.print(f"  {counts['sequences']:,} sequences, {counts['items']:,} items, {counts['interactions']:,} interactions")
+    for note in imported.notes:
+        console.print(f"  {note}", markup=False, soft_wrap=True)
     log = imported.log
     if log.skipped or log.missing_values:
         console.print(f"[yellow]{log.skipped:,} unreadable rows skipped, {log.missing_values:,} values left missing[/yellow] "
