@@ -79,7 +79,7 @@ def features(
     cache_dir: Annotated[Path, typer.Option(help="Stage artifact store (the sweeps' default).")] = Path("results/cache"),
     min_item_count: Annotated[int, typer.Option(help="View: keep items occurring at least this often.")] = 1,
     max_sequences: Annotated[int, typer.Option(help="View: a seeded sample of sequences (0 = all).")] = 0,
-    max_length: Annotated[int, typer.Option(help="View: keep the first N remaining items of each sequence (0 = all).")] = 0,
+    max_length: Annotated[int, typer.Option(help="View: keep the last (most recent) N remaining items of each sequence (0 = all).")] = 0,
     min_length: Annotated[int, typer.Option(help="View: drop sequences shorter than this.")] = 3,
     threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
 ) -> None:
@@ -149,7 +149,10 @@ def show(name: Annotated[str, typer.Argument(help="An imported dataset.")], root
     console.print(f"  sequence length {min(lengths)}–{max(lengths)}, mean {sum(lengths) / len(lengths):.1f}; "
                   f"feedback: {'yes' if dataset.feedback is not None else 'no'}; "
                   f"source modalities: {', '.join(f'{k} {v.shape[1]}-d' for k, v in dataset.modalities.items()) or 'none'}")
-    console.print(f"  default modalities: {', '.join(default_modalities(meta))}; text template: {meta.get('text_template')!r}")
+    supplies = meta.get("supplies")
+    console.print(f"  supplies: {', '.join(supplies) if supplies is not None else 'not recorded (imported before it was)'}; "
+                  f"default modalities: {', '.join(default_modalities(meta))}; text template: {meta.get('text_template')!r}",
+                  soft_wrap=True)
     report = meta.get("import_log", {})
     console.print(f"  import: {report.get('skipped_rows', 0):,} rows skipped, {report.get('missing_values', 0):,} values missing")
     console.print(dataset.items.head(5))

@@ -1,0 +1,60 @@
+"""Imported data that just works: recorded modalities drive the defaults, truncation keeps the most recent
+items, SASRec's loss follows the data's feedback, and an import's identifier table is used by name."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+from raysid.cache import ArtifactStore
+from raysid.data.dataset import Dataset
+from raysid.data.importers import import_dataset
+from raysid.data.importers.source import ImportedConfig, build_view, produce_dataset
+from raysid.data.importers.store import save_import
+from raysid.features.modalities import default_modalities
+
+AMAZON_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-text"
+
+
+def _sequences_json(path: Path, users: int = 12) -> Path:
+    """users u0.. each buying 5 of the items a..f in a rotating order: no item text anywhere."""
+    items = list("abcdef")
+    path.write_text(json.dumps({f"u{u}": [items[(u + i) % 6] for i in range(5)] for u in range(users)}))
+    return path
+
+
+def test_an_import_without_item_text_supplies_no_text_and_its_trial_dataset_builds(tmp_path):
+    imported = import_dataset("amazon", _sequences_json(tmp_path / "seq.json"), "bare")
+    folder = save_import(imported, "bare", tmp_path / "ds")
+    meta = Dataset.load(folder).meta
+    assert meta["supplies"] == ["cooccurrence", "collaborative"]
+    assert default_modalities(meta) == ("cooccurrence",)  # was ("text", "cooccurrence"): the first stage failed
+    config = ImportedConfig(name="bare", root=str(tmp_path / "ds"))
+    produce_dataset(config, ArtifactStore(tmp_path / "cache"), tmp_path / "view")
+    assert Dataset.load(tmp_path / "view").meta["modalities"] == ["cooccurrence"]
+    shown = CliRunner().invoke(app, ["data", "show", "bare", "--root", str(tmp_path / "ds")])
+    assert "supplies: cooccurrence, collaborative; default modalities: cooccurrence;" in " ".join(shown.output.split())
+
+
+def test_imports_made_before_supplies_was_recorded_still_drop_text_without_item_text():
+    textless = {"kind": "amazon", "text_template": "{title}. {description}", "items_without_text": 6,
+                "counts": {"items": 6}}
+    assert default_modalities(textless) == ("cooccurrence",)
+    assert default_modalities({**textless, "items_without_text": 0}) == ("text", "cooccurrence")
+    assert default_modalities({"kind": "recbole", "text_template": ""}) == ("cooccurrence",)
+
+
+@pytest.mark.skipif(not AMAZON_TEXT.exists(), reason="../shared/data/amazon-text is not on this machine")
+def test_an_import_with_item_text_and_identifiers_supplies_both(tmp_path):
+    imported = import_dataset("amazon", AMAZON_TEXT, "office", category="Office_Products")
+    meta = Dataset.load(save_import(imported, "office", tmp_path)).meta
+    assert meta["supplies"] == ["text", "cooccurrence", "collaborative", "identifiers"]
+    assert default_modalities(meta) == ("text", "cooccurrence")
+
