@@ -58,3 +58,14 @@ def test_an_import_with_item_text_and_identifiers_supplies_both(tmp_path):
     assert meta["supplies"] == ["text", "cooccurrence", "collaborative", "identifiers"]
     assert default_modalities(meta) == ("text", "cooccurrence")
 
+
+def test_the_view_keeps_the_most_recent_items_of_each_sequence():
+    items = pl.DataFrame({"item_id": range(6)})
+    sequences = [np.array([0, 1, 2, 3, 4, 5]), np.array([5, 4, 3])]
+    feedback = [np.array([1, 0, 1, 0, 1, 1], dtype=np.int8), np.array([0, 1, 1], dtype=np.int8)]
+    dataset = Dataset("d", items, {}, sequences, {}, feedback)
+    view, _ = build_view(dataset, None, ImportedConfig(name="d", max_length=2, min_length=2))
+    # last two of each: [4, 5] and [4, 3]; items 3, 4, 5 are used and renumbered 0, 1, 2
+    assert view.items["source_item"].to_list() == [3, 4, 5]
+    assert [s.tolist() for s in view.sequences] == [[1, 2], [1, 0]]
+    assert [f.tolist() for f in view.feedback] == [[1, 1], [1, 1]]

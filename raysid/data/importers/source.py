@@ -57,7 +57,7 @@ class ImportedConfig:
     path: str = ""  # a dataset folder, instead of name + root
     min_item_count: int = 1  # keep items occurring at least this often in the view's sequences (0 keeps all items)
     min_length: int = 3  # then drop sequences shorter than this
-    max_length: int = 0  # then keep the first max_length remaining items of each sequence (0 = all)
+    max_length: int = 0  # then keep the last (most recent) max_length remaining items of each sequence (0 = all)
     max_sequences: int = 0  # a sample of this many sequences, drawn with ``seed`` (0 = all)
     seed: int = 0  # the sample of sequences
     modalities: tuple[str, ...] = ()  # item features to extract; () = the dataset kind's defaults
@@ -156,7 +156,7 @@ def produce_dataset(config: CatalogConfig | ImportedConfig, store: Any, folder: 
 
 def build_view(dataset: Dataset, info: pl.DataFrame | None, config: ImportedConfig) -> tuple[Dataset, pl.DataFrame | None]:
     """The view: a seeded sample of sequences; items occurring fewer than ``min_item_count`` times in it
-    removed; each sequence truncated to its first ``max_length`` remaining items; sequences shorter than
+    removed; each sequence truncated to its last (most recent) ``max_length`` remaining items; sequences shorter than
     ``min_length`` dropped; items renumbered 0..n-1 in their old order (``source_item`` = old id)."""
     chosen = np.arange(len(dataset.sequences))
     if config.max_sequences and config.max_sequences < len(chosen):
@@ -165,7 +165,7 @@ def build_view(dataset: Dataset, info: pl.DataFrame | None, config: ImportedConf
     feedback = [dataset.feedback[i] for i in chosen] if dataset.feedback is not None else None
     counts = np.bincount(np.concatenate(sequences), minlength=dataset.num_items) if sequences else np.zeros(dataset.num_items)
     keep_item = counts >= config.min_item_count
-    cut = slice(0, config.max_length or None)  # truncation after the filter: the first max_length kept items
+    cut = slice(-config.max_length if config.max_length else None, None)  # after the filter: the most recent kept items
     kept_rows, kept_sequences, kept_feedback = [], [], []
     for row, sequence in enumerate(sequences):
         mask = keep_item[sequence]
