@@ -69,3 +69,24 @@ def test_the_view_keeps_the_most_recent_items_of_each_sequence():
     assert view.items["source_item"].to_list() == [3, 4, 5]
     assert [s.tolist() for s in view.sequences] == [[1, 2], [1, 0]]
     assert [f.tolist() for f in view.feedback] == [[1, 1], [1, 1]]
+
+
+def test_sasrec_loss_and_feedback_inputs_follow_the_data():
+    from raysid.evaluation import build
+    from raysid.pipeline import parse_trial_config
+    from raysid.semantic_ids.table import SemanticIds
+
+    items = pl.DataFrame({"item_id": range(4)})
+    plain = Dataset("plain", items, {}, [np.array([0, 1, 2, 3])], {})
+    played = Dataset("played", items, {}, [np.array([0, 1, 2, 3])], {}, [np.array([1, 0, 1, 1], dtype=np.int8)])
+    sids = SemanticIds.from_codes(np.arange(4).reshape(4, 1), ("a",), (4,), tie_break=False)
+    config = parse_trial_config({"recommender": {"kind": "sasrec", "hidden_size": 8, "device": "cpu"}})
+    assert (config.recommender.loss, config.recommender.feedback_inputs) == ("auto", None)
+    without = build(config, sids, plain)
+    assert (without.config.loss, without.config.feedback_inputs) == ("cross_entropy", False)
+    assert without.model.feedback_embedding is None
+    with_feedback = build(config, sids, played)
+    assert (with_feedback.config.loss, with_feedback.config.feedback_inputs) == ("bce", True)
+    assert with_feedback.model.feedback_embedding is not None
+    explicit = parse_trial_config({"recommender": {"kind": "sasrec", "hidden_size": 8, "device": "cpu", "loss": "bce"}})
+    assert (build(explicit, sids, plain).config.loss, build(explicit, sids, plain).config.feedback_inputs) == ("bce", False)
