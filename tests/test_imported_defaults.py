@@ -90,3 +90,37 @@ def test_sasrec_loss_and_feedback_inputs_follow_the_data():
     assert with_feedback.model.feedback_embedding is not None
     explicit = parse_trial_config({"recommender": {"kind": "sasrec", "hidden_size": 8, "device": "cpu", "loss": "bce"}})
     assert (build(explicit, sids, plain).config.loss, build(explicit, sids, plain).config.feedback_inputs) == ("bce", False)
+
+
+def _study(path: Path, tokenizer: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump({
+        "name": "ext", "description": "external identifiers", "metric": "sid/cur", "mode": "max", "seeds": [0],
+        "base": {"tokenizer": tokenizer, "recommender": {"kind": "none"},
+                 "dataset": {"num_tracks": 60, "num_playlists": 40, "num_artists": 8, "num_genres": 2}},
+        "axes": {}, "report": {"rows": []}}))
+    return path
+
+
+def test_tokenize_dataset_uses_the_identifier_table_imported_with_it(tmp_path, monkeypatch):
+    """Item z is in the item file but bought by no one: the view drops it and every other item's id shifts down."""
+    users = {f"u{u}": [list("abcd")[(u + i) % 4] for i in range(4)] for u in range(6)}
+    (tmp_path / "seq.json").write_text(json.dumps(users))
+    (tmp_path / "items.json").write_text(json.dumps({k: {"title": k.upper()} for k in "zabcd"}))
+    table = {"z": ["<a_3>", "<b_3>"], "a": ["<a_0>", "<b_1>"], "b": ["<a_0>", "<b_2>"], "c": ["<a_1>", "<b_0>"],
+             "d": ["<a_2>", "<b_2>"]}
+    (tmp_path / "ids.json").write_text(json.dumps(table))
+    imported = import_dataset("amazon", tmp_path / "seq.json", "shop", items=tmp_path / "items.json",
+                              identifiers=tmp_path / "ids.json")
+    save_import(imported, "shop", tmp_path / "ds")
+    monkeypatch.setenv("RAYSID_DATA_DIR", str(tmp_path / "ds"))
+    study = _study(tmp_path / "ext.yaml", {"kind": "external"})
+    result = CliRunner().invoke(app, ["tokenize", str(study), "--dataset", "shop", "--results-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    ids = pl.read_parquet(tmp_path / "r" / "tokenize" / "ext-shop" / "seed=0" / "semantic_ids.parquet")
+    # the view's items are a, b, c, d (z dropped): codes (a, b) as the table gives them, tie-break digit after
+    assert ids.select("a", "b").rows() == [(0, 1), (0, 2), (1, 0), (2, 2)]
+    catalog = CliRunner().invoke(app, ["tokenize", str(study), "--results-dir", str(tmp_path / "r")])
+    assert catalog.exit_code == 2
+    assert "tokenizer.path: empty, and dataset 'the built-in catalog' has no identifier table" in " ".join(catalog.output.split())

@@ -17,12 +17,16 @@ modalities (``text``, ``categorical``), each cached as a ``features`` artifact. 
 training sequences (``cooccurrence``, ``collaborative``, ``playlist_text``) are added after the split
 (``raysid.features.modalities.split_modalities``). The dataset key hashes the imported data's content
 fingerprint, the view and the extraction configs, so the same data under another path or name shares the
-cache and a re-import with other content does not.
+cache and a re-import with other content does not. An identifier table imported with the data
+(``identifiers.json``) is written beside the view keyed by the view's item ids, for the ``external``
+tokenizer left without a path; its content joins the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +49,7 @@ from raysid.features.cooccurrence import CooccurrenceConfig
 from raysid.features.text import TextConfig
 
 SOURCES = ("catalog", "imported")
+IDENTIFIERS = "identifiers.json"  # another system's identifier table, in the import's and in the view's folder
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,12 @@ def dataset_key(config: CatalogConfig | ImportedConfig) -> str:
     """The dataset stage's key: the catalog config, or the imported content + view + extraction configs."""
     if isinstance(config, CatalogConfig):
         return stage_key("dataset", config)
-    info = read_info(config.folder())
+    folder = config.folder()
+    info = read_info(folder)
+    table = folder / IDENTIFIERS
+    identifiers = (hashlib.sha256(table.read_bytes()).hexdigest(),) if table.exists() else ()  # none: keys as before
     return stage_key("dataset-imported", info["meta"].get("fingerprint", ""), config.view(),
-                       resolve_extraction(config, info["meta"]))
+                       resolve_extraction(config, info["meta"]), *identifiers)
 
 
 def view_key(config: ImportedConfig) -> str:
@@ -152,6 +160,17 @@ def produce_dataset(config: CatalogConfig | ImportedConfig, store: Any, folder: 
             {**dataset.meta, "modalities": list(resolved.modalities)}, dataset.feedback).save(folder)
     if info is not None:
         info.write_parquet(Path(folder) / "sequence_info.parquet")
+    if (source / IDENTIFIERS).exists():
+        write_view_identifiers(source / IDENTIFIERS, dataset, Path(folder) / IDENTIFIERS)
+
+
+def write_view_identifiers(table: Path, view: Dataset, out: Path) -> None:
+    """The import's identifier table keyed by the view's item ids (``source_item`` -> ``item_id``); items the
+    table lacks are left out (the ``external`` tokenizer then names them)."""
+    identifiers = json.loads(table.read_text())
+    source_items = view.items["source_item"].to_list()
+    out.write_text(json.dumps({str(item): identifiers[str(old)] for item, old in enumerate(source_items)
+                               if str(old) in identifiers}))
 
 
 def build_view(dataset: Dataset, info: pl.DataFrame | None, config: ImportedConfig) -> tuple[Dataset, pl.DataFrame | None]:
