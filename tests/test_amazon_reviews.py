@@ -82,6 +82,9 @@ def test_histories_keep_the_most_recent_items_and_the_default_core_is_five(tmp_p
     assert capped.dataset.items["asin"].to_list() == ["b", "c", "a"]
     assert capped.dataset.meta["filter"]["interactions_truncated"] == 3
     assert "text_template" in capped.dataset.meta and capped.dataset.meta["text_template"] == ""
+    folder = import_dataset("amazon-reviews", tmp_path, "office", core=3)  # the folder's meta_ file is the metadata
+    assert [s.tolist() for s in folder.dataset.sequences] == [[0, 1, 2], [2, 1, 0], [0, 1, 2]]
+    assert folder.dataset.items["title"].to_list() == ["Alpha", "Beta", None]
     with pytest.raises(DataImportError, match="the 5-core is empty"):
         import_dataset("amazon-reviews", reviews, "office")
 

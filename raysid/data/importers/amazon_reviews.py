@@ -7,7 +7,8 @@
 - metadata (``metadata``, optional): JSON lines (or Python-literal dicts), plain or gzipped, e.g.
   ``meta_Office_Products.json.gz``, with ``asin``, ``title``, ``brand``, ``category`` (a list) or
   ``categories`` (nested lists) and ``description`` (a string or a list); only the items that survive the
-  filter are kept.
+  filter are kept. PATH may be a folder: its ``meta_*`` file (when there is one) is the metadata, the other
+  ``.json``/``.json.gz``/``.jsonl`` files are reviews.
 
 Each user's reviews are ordered by ``unixReviewTime`` (ties in file order), then the k-core filter removes
 users and items with fewer than ``core`` interactions, again and again until none is left (default 5, the
@@ -48,7 +49,8 @@ def import_amazon_reviews(path: Path, name: str, metadata: Path | None = None, c
     if core < 1 or max_history < 0:
         raise DataImportError(f"{path}: expected core >= 1 and max_history >= 0, got core={core}, max_history={max_history}")
     log = ImportLog()
-    sources = files_in(Path(path), (".json", ".json.gz", ".jsonl", ".jsonl.gz"), "review files")
+    sources, found = _review_files(Path(path))
+    metadata = metadata or found
     by_user: dict[str, list[tuple[int, int, str]]] = {}  # user -> [(time, file order, asin)]
     duplicates = 0
     for source in sources:
@@ -79,6 +81,18 @@ def import_amazon_reviews(path: Path, name: str, metadata: Path | None = None, c
              f"{without_text:,} items without metadata",)
     return Imported(dataset, log, sequence_info=pl.DataFrame({"sequence": range(len(users)), "user": users}),
                     notes=notes)
+
+
+def _review_files(path: Path) -> tuple[list[Path], Path | None]:
+    """The review files at ``path``; in a folder, ``meta_*`` files are metadata (the one there is used)."""
+    files = files_in(path, (".json", ".json.gz", ".jsonl", ".jsonl.gz"), "review files")
+    if not path.is_dir():
+        return files, None
+    metadata = [f for f in files if f.name.startswith("meta_")]
+    reviews = [f for f in files if not f.name.startswith("meta_")]
+    if not reviews:
+        raise DataImportError(f"{path}: the folder holds only metadata files ({', '.join(f.name for f in metadata)})")
+    return reviews, metadata[0] if len(metadata) == 1 else None
 
 
 def core_filter(sequences: dict[str, list[str]], core: int) -> tuple[dict[str, list[str]], dict[str, int]]:
