@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from raysid.data.dataset import Dataset
-from raysid.data.importers.amazon import _text
+from raysid.data.importers.amazon import as_text
 from raysid.data.importers.base import (
     DataImportError,
     Imported,
@@ -191,8 +191,8 @@ def item_text_fields(value: dict[str, Any]) -> dict[str, str | None]:
     flat = []
     for entry in categories if isinstance(categories, list) else [categories]:
         for name in entry if isinstance(entry, list) else [entry]:
-            name = _text(name)
+            name = as_text(name)
             if name and name not in flat:
                 flat.append(name)
-    return {"title": _text(value.get("title")), "brand": _text(value.get("brand")),
-            "categories": ", ".join(flat) or None, "description": _text(value.get("description"))}
+    return {"title": as_text(value.get("title")), "brand": as_text(value.get("brand")),
+            "categories": ", ".join(flat) or None, "description": as_text(value.get("description"))}
