@@ -27,7 +27,7 @@ def fail(message: str) -> None:
 
 @app.command("import")
 def import_(
-    kind: Annotated[str, typer.Argument(help="mpd, spotify-skip, amazon or recbole.")],
+    kind: Annotated[str, typer.Argument(help="mpd, spotify-skip, amazon, amazon-reviews or recbole.")],
     path: Annotated[Path, typer.Argument(help="A source file, or a folder of them.")],
     name: Annotated[str, typer.Option(help="Name of the dataset folder to write (e.g. mpd-5365).")],
     root: Root = None,
@@ -36,6 +36,9 @@ def import_(
     items: Annotated[Optional[Path], typer.Option(help="amazon: item JSON of text fields.")] = None,
     identifiers: Annotated[Optional[Path], typer.Option(help="amazon: identifier table of another system.")] = None,
     category: Annotated[Optional[str], typer.Option(help="amazon: category of an amazon-text folder.")] = None,
+    metadata: Annotated[Optional[Path], typer.Option(help="amazon-reviews: the metadata JSON lines (meta_CATEGORY.json.gz).")] = None,
+    core: Annotated[Optional[int], typer.Option(help="amazon-reviews: k of the k-core filter (default 5).")] = None,
+    max_history: Annotated[Optional[int], typer.Option(help="amazon-reviews: most recent items kept per history (default 20; 0 = all).")] = None,
 ) -> None:
     """Read a dataset in its published format and write the canonical dataset folder."""
     from raysid.data.importers import import_dataset
@@ -46,13 +49,16 @@ def import_(
         check_name(name)
         if (resolve_root(root) / name).exists() and not force:
             fail(f"dataset {name!r} already exists under {resolve_root(root)}; pass --force to replace it")
-        imported = import_dataset(kind, path, name, features=features, items=items, identifiers=identifiers, category=category)
+        imported = import_dataset(kind, path, name, features=features, items=items, identifiers=identifiers,
+                                  category=category, metadata=metadata, core=core, max_history=max_history)
         folder = save_import(imported, name, root, force)
     except (ConfigError, ValueError) as error:
         fail(str(error))
     counts = imported.counts
     console.print(f"[green]imported {kind}[/green] {path} -> {folder} in {time.perf_counter() - start:.1f} s", soft_wrap=True)
     console.print(f"  {counts['sequences']:,} sequences, {counts['items']:,} items, {counts['interactions']:,} interactions")
+    for note in imported.notes:
+        console.print(f"  {note}", markup=False, soft_wrap=True)
     log = imported.log
     if log.skipped or log.missing_values:
         console.print(f"[yellow]{log.skipped:,} unreadable rows skipped, {log.missing_values:,} values left missing[/yellow] "
@@ -73,7 +79,7 @@ def features(
     cache_dir: Annotated[Path, typer.Option(help="Stage artifact store (the sweeps' default).")] = Path("results/cache"),
     min_item_count: Annotated[int, typer.Option(help="View: keep items occurring at least this often.")] = 1,
     max_sequences: Annotated[int, typer.Option(help="View: a seeded sample of sequences (0 = all).")] = 0,
-    max_length: Annotated[int, typer.Option(help="View: keep the first N remaining items of each sequence (0 = all).")] = 0,
+    max_length: Annotated[int, typer.Option(help="View: keep the last (most recent) N remaining items of each sequence (0 = all).")] = 0,
     min_length: Annotated[int, typer.Option(help="View: drop sequences shorter than this.")] = 3,
     threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
 ) -> None:
@@ -143,7 +149,10 @@ def show(name: Annotated[str, typer.Argument(help="An imported dataset.")], root
     console.print(f"  sequence length {min(lengths)}–{max(lengths)}, mean {sum(lengths) / len(lengths):.1f}; "
                   f"feedback: {'yes' if dataset.feedback is not None else 'no'}; "
                   f"source modalities: {', '.join(f'{k} {v.shape[1]}-d' for k, v in dataset.modalities.items()) or 'none'}")
-    console.print(f"  default modalities: {', '.join(default_modalities(meta))}; text template: {meta.get('text_template')!r}")
+    supplies = meta.get("supplies")
+    console.print(f"  supplies: {', '.join(supplies) if supplies is not None else 'not recorded (imported before it was)'}; "
+                  f"default modalities: {', '.join(default_modalities(meta))}; text template: {meta.get('text_template')!r}",
+                  soft_wrap=True)
     report = meta.get("import_log", {})
     console.print(f"  import: {report.get('skipped_rows', 0):,} rows skipped, {report.get('missing_values', 0):,} values missing")
     console.print(dataset.items.head(5))

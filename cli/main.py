@@ -134,6 +134,7 @@ def tokenize(
     seed: Annotated[Optional[int], typer.Option(help="Seed (default: the study's first seed).")] = None,
     smoke: Annotated[bool, typer.Option(help="Use the study's smoke overrides.")] = False,
     results_dir: ResultsDir = Path("results"),
+    dataset: Annotated[Optional[str], typer.Option(help="Run on this imported dataset (raysid data import), as sweep --dataset does; an external tokenizer without a path uses its identifier table.")] = None,
 ) -> None:
     """Fit one study point's tokenizer (or reuse it from the cache) and write its quality report."""
     import yaml
@@ -144,6 +145,10 @@ def tokenize(
 
     try:
         loaded = load_study(study)
+        if dataset:
+            from raysid.data.importers.source import retarget_study
+
+            loaded = retarget_study(loaded, dataset)
         chosen = loaded.first_point() | dict(_parse_assignment(item) for item in point)
         if seed is not None:
             chosen["seed"] = seed

@@ -62,10 +62,13 @@ def evaluate(config: TrialConfig, sids: SemanticIds, dataset: Dataset, split: Tr
 
 
 def build(config: TrialConfig, sids: SemanticIds, dataset: Dataset) -> Any:
-    """The configured recommender, seeded with the trial's seed; SASRec's components from the items frame."""
+    """The configured recommender, seeded with the trial's seed, its data-following defaults decided by
+    ``dataset``; SASRec's components from the items frame."""
     recommender = config.recommender
     if hasattr(recommender, "seed"):
         recommender = replace(recommender, seed=config.seed)
+    if hasattr(recommender, "for_data"):  # defaults that follow the data (SASRec: no feedback, no feedback loss)
+        recommender = recommender.for_data(has_feedback=dataset.feedback is not None)
     names = getattr(recommender, "components", ())
     missing = [name for name in names if name not in dataset.items.columns]
     if missing:

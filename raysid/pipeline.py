@@ -239,12 +239,27 @@ def prepare(config: TrialConfig, store: ArtifactStore, on_epoch: OnEpoch | None 
             lambda f: np.save(f / "embeddings.npy", collaborative_embeddings(train.sequences, dataset.num_items, config.collaborative)),
             lambda f: np.load(f / "embeddings.npy"),
         )
+    config = _with_dataset_identifiers(config, store, keys)
     artifact = store.fetch(
         "tokenizer", keys.tokenizer,
         lambda f: _produce_semantic_ids(config, features, dataset, splits, collaborative, f, on_epoch),
         TokenizerArtifact.load,
     )
     return Prepared(dataset, split, artifact, trained_on)
+
+
+def _with_dataset_identifiers(config: TrialConfig, store: ArtifactStore, keys: StageKeys) -> TrialConfig:
+    """A tokenizer reading the dataset's identifier table (``external`` with no path) gets the view's copy of it."""
+    if not getattr(config.tokenizer, "reads_dataset_identifiers", False):
+        return config
+    folder = store.local("dataset", keys.dataset)
+    table = folder / "identifiers.json" if folder is not None else None
+    if table is None or not table.exists():
+        name = getattr(config.dataset, "name", "") or "the built-in catalog"
+        raise ConfigError(
+            f"tokenizer.path: empty, and dataset {name!r} has no identifier table; give the table's file, or run on "
+            "a dataset imported with one (raysid data import amazon PATH --identifiers FILE --name NAME)")
+    return replace(config, tokenizer=replace(config.tokenizer, path=str(table)))
 
 
 def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_epoch: OnEpoch | None) -> None:

@@ -86,16 +86,21 @@ DEFAULT_MODALITIES = {  # per dataset kind (the importer's ``meta["kind"]``)
     "mpd": ("text", "playlist_text", "cooccurrence"),  # "track by artist", playlist titles, FusID's playlist modality
     "spotify-skip": ("audio", "categorical", "cooccurrence"),  # the semantic-IDs paper's audio vector + attributes
     "amazon": ("text", "cooccurrence"),  # MusicRec's item text (title, description)
-    "recbole": ("cooccurrence",),
+    "amazon-reviews": ("text", "cooccurrence"),  # title, brand, categories, description
+    "recbole": ("text", "cooccurrence"),  # text when its .item file has a title
 }
 
 
 def default_modalities(meta: Mapping[str, Any]) -> tuple[str, ...]:
-    """The modalities an imported dataset of this kind extracts unless the study lists its own."""
+    """The modalities an imported dataset of this kind extracts unless the study lists its own: the kind's
+    defaults that its items can supply (``meta["supplies"]``, recorded by the import)."""
     defaults = DEFAULT_MODALITIES.get(meta.get("kind", ""), ("cooccurrence",))
-    if meta.get("kind") == "recbole" and meta.get("text_template"):
-        defaults = ("text", *defaults)
-    return defaults
+    supplies = meta.get("supplies")
+    if supplies is None:  # imported before imports recorded it: no text without a template or any item text
+        counts = meta.get("counts", {})
+        textless = not meta.get("text_template") or meta.get("items_without_text") == counts.get("items", -1)
+        supplies = [m for m in (*defaults, "collaborative") if not (m == "text" and textless)]
+    return tuple(m for m in defaults if m in supplies)
 
 
 def content_modalities(dataset: Dataset, extraction: Any, store: ArtifactStore, view_key: str) -> dict[str, np.ndarray]:

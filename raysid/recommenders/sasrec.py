@@ -101,7 +101,7 @@ class SASRecConfig:
         require(0.0 <= self.dropout < 1.0, f"{where}.dropout", f"must be in [0, 1), got {self.dropout}")
         require(self.learning_rate > 0, f"{where}.learning_rate", f"must be positive, got {self.learning_rate}")
         require(self.weight_decay >= 0, f"{where}.weight_decay", f"must be >= 0, got {self.weight_decay}")
-        for name, choices in (("item_representation", ("id", "sid")), ("loss", ("cross_entropy", "bce")),
+        for name, choices in (("item_representation", ("id", "sid")), ("loss", ("cross_entropy", "bce", "auto")),
                               ("precision", ("fp32", "bf16"))):
             value = getattr(self, name)
             require(value in choices, f"{where}.{name}",
@@ -115,19 +115,29 @@ class SASRecConfig:
         require(all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names),
                 f"{where}.components", f"expected distinct attribute names, got {list(names)}")
 
+    def for_data(self, has_feedback: bool) -> SASRecConfig:
+        """This config with ``loss: auto`` and an unset ``feedback_inputs`` decided by the data: BCE on
+        played/skipped with the feedback input embedding when the data has feedback, else cross-entropy
+        without it. Values given explicitly are kept."""
+        loss = self.loss if self.loss != "auto" else ("bce" if has_feedback else "cross_entropy")
+        inputs = self.feedback_inputs if self.feedback_inputs is not None else has_feedback
+        return dataclasses.replace(self, loss=loss, feedback_inputs=inputs)
+
 
 @dataclass(frozen=True)
 class SASRecRecommenderConfig(SASRecConfig):
     """SASRec as a recommender; config section ``recommender`` (kind "sasrec").
 
-    Trains on played and skipped feedback by default: BCE against the next track's feedback, with the
-    played/skipped embedding in the input.
+    The loss and the feedback inputs follow the trial's data by default (``for_data``): on played/skipped
+    feedback, BCE against the next track's feedback with the played/skipped embedding in the input; on data
+    without feedback, the next-item cross-entropy without it. A SASRec built directly (outside a trial)
+    from an undecided config takes the feedback defaults.
     """
 
     section: ClassVar[str] = "recommender"
 
-    loss: Literal["cross_entropy", "bce"] = "bce"
-    feedback_inputs: bool = True
+    loss: Literal["cross_entropy", "bce", "auto"] = "auto"  # auto: bce with feedback, cross_entropy without
+    feedback_inputs: bool | None = None  # None: with feedback only
 
 
 class SASRecModel(nn.Module):
@@ -287,6 +297,7 @@ class SASRec:
         ``config.components`` to a (num_items,) array of non-negative integer values (a Polars frame of item
         columns works too)."""
         require(num_items > 0, "num_items", f"must be positive, got {num_items}")
+        config = config.for_data(has_feedback=True)  # a trial decides "auto" from its data first (evaluation.build)
         self.config = config
         self.num_items = num_items
         self.sids = _check_sids(config, num_items, sids)

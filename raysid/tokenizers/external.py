@@ -1,6 +1,8 @@
 """External identifiers: a semantic-ID table produced elsewhere (another codebase, a paper's release), imported.
 
-The file is a JSON object mapping every item id of the catalogue (a string of an int, "0", "1", …) to its
+With ``path`` left empty, a trial on an imported dataset uses the identifier table imported with it
+(``raysid data import amazon … --identifiers``), keyed by the trial's view of the items: naming the dataset
+is enough. The file is a JSON object mapping every item id of the catalogue (a string of an int, "0", "1", …) to its
 tokens, e.g. ``{"0": ["<a_1>", "<b_7>", "<c_0>"], …}``. A token is ``<prefix_index>``, ``<prefix.index>`` or
 ``<prefix-index>``; position p's prefix must be the same for every item and names that position, and its
 codebook size is the largest index seen there plus one. fit reads and checks the table (every problem is a
@@ -37,13 +39,18 @@ _SHOWN = 5  # items named in an error message
 class ExternalConfig:
     """Where the identifier table lies."""
 
-    path: str = ""  # JSON file {item_id: [token, …]}
+    path: str = ""  # JSON file {item_id: [token, …]}; "" = the identifier table imported with the trial's dataset
     modalities: tuple[str, ...] = ()  # only the shapes of decode's zeros; () = all, in the features' order
     seed: int = 0  # unused: the identifiers are given
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
         check_modality_names(self.modalities, "tokenizer.modalities")
+
+    @property
+    def reads_dataset_identifiers(self) -> bool:
+        """No file given: the pipeline hands over the table imported with the trial's dataset (by its name)."""
+        return not self.path
 
 
 def read_table(path: str, num_items: int) -> tuple[np.ndarray, tuple[str, ...]]:

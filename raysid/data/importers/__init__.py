@@ -13,6 +13,7 @@ from typing import Any
 
 from raysid.config import ConfigError
 from raysid.data.importers.amazon import import_amazon
+from raysid.data.importers.amazon_reviews import import_amazon_reviews
 from raysid.data.importers.base import DataImportError, Imported, ImportLog
 from raysid.data.importers.mpd import import_mpd
 from raysid.data.importers.recbole import import_recbole
@@ -22,12 +23,14 @@ IMPORTERS: dict[str, Callable[..., Imported]] = {
     "mpd": import_mpd,
     "spotify-skip": import_spotify_skip,
     "amazon": import_amazon,
+    "amazon-reviews": import_amazon_reviews,
     "recbole": import_recbole,
 }
 OPTIONS = {  # keyword options each importer accepts beyond (path, name)
     "mpd": (),
     "spotify-skip": ("features",),
     "amazon": ("items", "identifiers", "category"),
+    "amazon-reviews": ("metadata", "core", "max_history"),
     "recbole": (),
 }
 

@@ -97,11 +97,11 @@ def _item_fields(path: Path, log: ImportLog) -> list[tuple[str, dict[str, Any]]]
         if not isinstance(value, dict):
             log.skip(path, line, f"item {key!r}: expected an object of text fields, got {type(value).__name__}")
             continue
-        found.append((key, {field: _text(value.get(field)) for field in TEXT_FIELDS}))
+        found.append((key, {field: as_text(value.get(field)) for field in TEXT_FIELDS}))
     return found
 
 
-def _text(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
     """A text field as one string: lists (and their Python-literal spelling "['a', 'b']") joined by spaces."""
     if value is None:
         return None

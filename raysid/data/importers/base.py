@@ -80,6 +80,7 @@ class Imported:
     log: ImportLog
     sequence_info: pl.DataFrame | None = None  # one row per sequence (playlist name, pid, user id, ...)
     identifiers: dict[str, list[str]] | None = None  # item_id (str) -> tokens of another system's semantic IDs
+    notes: tuple[str, ...] = ()  # lines the import prints after its counts (what a filter dropped, ...)
 
     @property
     def counts(self) -> dict[str, int]:

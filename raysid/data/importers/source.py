@@ -17,12 +17,16 @@ modalities (``text``, ``categorical``), each cached as a ``features`` artifact. 
 training sequences (``cooccurrence``, ``collaborative``, ``playlist_text``) are added after the split
 (``raysid.features.modalities.split_modalities``). The dataset key hashes the imported data's content
 fingerprint, the view and the extraction configs, so the same data under another path or name shares the
-cache and a re-import with other content does not.
+cache and a re-import with other content does not. An identifier table imported with the data
+(``identifiers.json``) is written beside the view keyed by the view's item ids, for the ``external``
+tokenizer left without a path; its content joins the key.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,6 +49,7 @@ from raysid.features.cooccurrence import CooccurrenceConfig
 from raysid.features.text import TextConfig
 
 SOURCES = ("catalog", "imported")
+IDENTIFIERS = "identifiers.json"  # another system's identifier table, in the import's and in the view's folder
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class ImportedConfig:
     path: str = ""  # a dataset folder, instead of name + root
     min_item_count: int = 1  # keep items occurring at least this often in the view's sequences (0 keeps all items)
     min_length: int = 3  # then drop sequences shorter than this
-    max_length: int = 0  # then keep the first max_length remaining items of each sequence (0 = all)
+    max_length: int = 0  # then keep the last (most recent) max_length remaining items of each sequence (0 = all)
     max_sequences: int = 0  # a sample of this many sequences, drawn with ``seed`` (0 = all)
     seed: int = 0  # the sample of sequences
     modalities: tuple[str, ...] = ()  # item features to extract; () = the dataset kind's defaults
@@ -109,9 +114,12 @@ def dataset_key(config: CatalogConfig | ImportedConfig) -> str:
     """The dataset stage's key: the catalog config, or the imported content + view + extraction configs."""
     if isinstance(config, CatalogConfig):
         return stage_key("dataset", config)
-    info = read_info(config.folder())
+    folder = config.folder()
+    info = read_info(folder)
+    table = folder / IDENTIFIERS
+    identifiers = (hashlib.sha256(table.read_bytes()).hexdigest(),) if table.exists() else ()  # none: keys as before
     return stage_key("dataset-imported", info["meta"].get("fingerprint", ""), config.view(),
-                       resolve_extraction(config, info["meta"]))
+                       resolve_extraction(config, info["meta"]), *identifiers)
 
 
 def view_key(config: ImportedConfig) -> str:
@@ -152,11 +160,22 @@ def produce_dataset(config: CatalogConfig | ImportedConfig, store: Any, folder: 
             {**dataset.meta, "modalities": list(resolved.modalities)}, dataset.feedback).save(folder)
     if info is not None:
         info.write_parquet(Path(folder) / "sequence_info.parquet")
+    if (source / IDENTIFIERS).exists():
+        write_view_identifiers(source / IDENTIFIERS, dataset, Path(folder) / IDENTIFIERS)
+
+
+def write_view_identifiers(table: Path, view: Dataset, out: Path) -> None:
+    """The import's identifier table keyed by the view's item ids (``source_item`` -> ``item_id``); items the
+    table lacks are left out (the ``external`` tokenizer then names them)."""
+    identifiers = json.loads(table.read_text())
+    source_items = view.items["source_item"].to_list()
+    out.write_text(json.dumps({str(item): identifiers[str(old)] for item, old in enumerate(source_items)
+                               if str(old) in identifiers}))
 
 
 def build_view(dataset: Dataset, info: pl.DataFrame | None, config: ImportedConfig) -> tuple[Dataset, pl.DataFrame | None]:
     """The view: a seeded sample of sequences; items occurring fewer than ``min_item_count`` times in it
-    removed; each sequence truncated to its first ``max_length`` remaining items; sequences shorter than
+    removed; each sequence truncated to its last (most recent) ``max_length`` remaining items; sequences shorter than
     ``min_length`` dropped; items renumbered 0..n-1 in their old order (``source_item`` = old id)."""
     chosen = np.arange(len(dataset.sequences))
     if config.max_sequences and config.max_sequences < len(chosen):
@@ -165,7 +184,7 @@ def build_view(dataset: Dataset, info: pl.DataFrame | None, config: ImportedConf
     feedback = [dataset.feedback[i] for i in chosen] if dataset.feedback is not None else None
     counts = np.bincount(np.concatenate(sequences), minlength=dataset.num_items) if sequences else np.zeros(dataset.num_items)
     keep_item = counts >= config.min_item_count
-    cut = slice(0, config.max_length or None)  # truncation after the filter: the first max_length kept items
+    cut = slice(-config.max_length if config.max_length else None, None)  # after the filter: the most recent kept items
     kept_rows, kept_sequences, kept_feedback = [], [], []
     for row, sequence in enumerate(sequences):
         mask = keep_item[sequence]

@@ -28,6 +28,7 @@ import polars as pl
 from raysid.config import ConfigError
 from raysid.data.dataset import Dataset
 from raysid.data.importers.base import DataImportError, Imported
+from raysid.features.categorical import COLUMNS as CATEGORICAL_COLUMNS
 
 DEFAULT_ROOT = "data/datasets"
 PROJECT = Path(__file__).resolve().parents[3]
@@ -73,6 +74,7 @@ def save_import(imported: Imported, name: str, root: str | Path | None = None, f
     try:
         dataset = imported.dataset
         meta = {**dataset.meta, "counts": imported.counts, "fingerprint": fingerprint(dataset),
+                "supplies": list(supplied_modalities(imported)),
                 "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "import_log": imported.log.summary()}
         Dataset(name, dataset.items, dataset.modalities, dataset.sequences, meta, dataset.feedback).save(staging)
         if imported.sequence_info is not None:
@@ -86,6 +88,29 @@ def save_import(imported: Imported, name: str, root: str | Path | None = None, f
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def supplied_modalities(imported: Imported) -> tuple[str, ...]:
+    """What the import's items can supply: its source modalities (Spotify's ``audio``), ``text`` when the
+    dataset's text template reads columns the items have and some item has text, ``categorical`` when the
+    items have release date, tempo or key, ``playlist_text`` when the sequences have titles, ``cooccurrence``
+    and ``collaborative`` always (they are learned from the sequences), and ``identifiers`` when another
+    system's identifier table was imported (the ``external`` tokenizer's input)."""
+    from raysid.features.text import template_fields  # torch comes with it: only when an import is saved
+
+    dataset, info = imported.dataset, imported.sequence_info
+    items = dataset.items
+    template = dataset.meta.get("text_template") or ""
+    fields = template_fields(template) if template else []
+    has_text = bool(fields) and all(f in items.columns for f in fields) and any(
+        items[f].cast(pl.String, strict=False).fill_null("").str.strip_chars().str.len_chars().max() for f in fields)
+    found = [*dataset.modalities]
+    found += ["text"] if has_text else []
+    found += ["categorical"] if any(c in items.columns for c in CATEGORICAL_COLUMNS) else []
+    found += ["playlist_text"] if info is not None and "name" in info.columns else []
+    found += ["cooccurrence", "collaborative"]
+    found += ["identifiers"] if imported.identifiers else []
+    return tuple(found)
 
 
 def read_info(folder: Path) -> dict[str, Any]:
