@@ -53,6 +53,8 @@ def sweep(
     dataset: Annotated[Optional[str], typer.Option(help="Run on this imported dataset (raysid data import); results in RESULTS_DIR/STUDY-DATASET.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted sweep (same options): finished trials are kept, the rest run.")] = False,
     preset: Annotated[Optional[str], typer.Option(help="Size the study's T5/GPT-2 at a named preset (spine, paper, t5-small); results in RESULTS_DIR/STUDY-PRESET.")] = None,
+    niceness: Annotated[int, typer.Option(min=0, max=19, help="Niceness of the trial workers of a local Ray (0: normal priority; 19: yield the machine to everything else).")] = 0,
+    settings: Annotated[list[str], typer.Option("--set", help="KEY=VALUE: set a config key for every trial (repeatable), e.g. --set dataset.modalities=[text,cooccurrence] or --set recommender.epochs=10; results in RESULTS_DIR/STUDY-set-HASH.")] = [],
 ) -> None:
     """Run every trial of a study on Ray Tune, track it in MLflow and write results/STUDY/summary.md."""
     from raysid.sweep.lock import ResultsLock
@@ -60,9 +62,9 @@ def sweep(
     results_dir = results_dir.expanduser().resolve()
     try:
         with ResultsLock(results_dir, Path(study).stem):  # one sweep per folder, known before the slow imports
-            outcome = _run_sweep(study, results_dir, dataset, preset, resume=resume, smoke=smoke, cache_dir=cache_dir,
+            outcome = _run_sweep(study, results_dir, dataset, preset, settings, resume=resume, smoke=smoke, cache_dir=cache_dir,
                                  tracking_uri=tracking_uri, address=address, max_concurrent=max_concurrent,
-                                 progress=progress, storage=storage, mlflow_artifacts=mlflow_artifacts)
+                                 progress=progress, storage=storage, mlflow_artifacts=mlflow_artifacts, niceness=niceness)
     except (ConfigError, ValueError) as error:
         fail(str(error))
     except KeyboardInterrupt:  # Ctrl-C while the libraries were still loading: nothing ran
@@ -71,20 +73,21 @@ def sweep(
     _print_outcome(outcome, results_dir)
 
 
-def _run_sweep(study: str, results_dir: Path, dataset: Optional[str], preset: Optional[str], **options):
+def _run_sweep(study: str, results_dir: Path, dataset: Optional[str], preset: Optional[str], settings: list[str], **options):
     from raysid.sweep.runner import SweepSettings, run_sweep
-    from raysid.sweep.space import load_study
+
+    return run_sweep(_variant(study, dataset, preset, settings), SweepSettings(results_dir, **options))
+
+
+def _variant(study: str, dataset: Optional[str] = None, preset: Optional[str] = None, settings: list[str] = ()):
+    """The study as the options ask for it: on an imported dataset, at a model preset, with --set settings."""
+    from raysid.presets import apply_preset
+    from raysid.sweep.space import load_study, retarget_study, with_settings
 
     loaded = load_study(study)
-    if dataset:
-        from raysid.data.importers.source import retarget_study
-
-        loaded = retarget_study(loaded, dataset)
-    if preset:
-        from raysid.presets import apply_preset
-
-        loaded = apply_preset(loaded, preset)
-    return run_sweep(loaded, SweepSettings(results_dir, **options))
+    loaded = retarget_study(loaded, dataset) if dataset else loaded
+    loaded = apply_preset(loaded, preset) if preset else loaded
+    return with_settings(loaded, settings)
 
 
 def _print_outcome(outcome, results_dir: Path) -> None:
@@ -135,20 +138,16 @@ def tokenize(
     smoke: Annotated[bool, typer.Option(help="Use the study's smoke overrides.")] = False,
     results_dir: ResultsDir = Path("results"),
     dataset: Annotated[Optional[str], typer.Option(help="Run on this imported dataset (raysid data import), as sweep --dataset does; an external tokenizer without a path uses its identifier table.")] = None,
+    settings: Annotated[list[str], typer.Option("--set", help="KEY=VALUE: set a config key for every trial (repeatable), e.g. --set dataset.modalities=[text,cooccurrence] or --set recommender.epochs=10.")] = [],
 ) -> None:
     """Fit one study point's tokenizer (or reuse it from the cache) and write its quality report."""
     import yaml
 
     from raysid.cache import ArtifactStore
-    from raysid.sweep.space import load_study
     from raysid.tokenize import tokenize as write_quality_report
 
     try:
-        loaded = load_study(study)
-        if dataset:
-            from raysid.data.importers.source import retarget_study
-
-            loaded = retarget_study(loaded, dataset)
+        loaded = _variant(study, dataset, settings=settings)
         chosen = loaded.first_point() | dict(_parse_assignment(item) for item in point)
         if seed is not None:
             chosen["seed"] = seed
@@ -192,17 +191,16 @@ def show(
     study: Annotated[str, typer.Argument(help="Study name or YAML path.")],
     smoke: bool = False,
     preset: Annotated[Optional[str], typer.Option(help="Show it with its T5/GPT-2 at a named preset (as sweep --preset).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(help="Show it on this imported dataset (as sweep --dataset).")] = None,
+    settings: Annotated[list[str], typer.Option("--set", help="KEY=VALUE: set a config key for every trial (repeatable), e.g. --set dataset.modalities=[text,cooccurrence] or --set recommender.epochs=10 (as sweep --set).")] = [],
 ) -> None:
     """Print a study's axes, seeds, trial count and the resolved config of its first trial."""
     from raysid.config import flatten
     from raysid.pipeline import trial_config_dict
-    from raysid.presets import apply_preset
     from raysid.sweep.runner import count_trials
-    from raysid.sweep.space import load_study
 
     try:
-        loaded = load_study(study)
-        loaded = apply_preset(loaded, preset) if preset else loaded
+        loaded = _variant(study, dataset, preset, settings)
     except ConfigError as error:
         fail(str(error))
     console.print(f"[bold]{loaded.name}[/bold] ({loaded.source}): {loaded.description.strip()}")

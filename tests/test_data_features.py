@@ -20,7 +20,6 @@ from raysid.data.importers.source import (
     ImportedConfig,
     build_view,
     parse_dataset_config,
-    retarget_study,
 )
 from raysid.data.importers.store import save_import
 from raysid.data.splits import SplitConfig, leave_one_out
@@ -243,7 +242,7 @@ def config_dict(config) -> dict:
 
 def test_cli_features_and_sweep_retargeting(tmp_path):
     from cli.main import app
-    from raysid.sweep.space import load_study
+    from raysid.sweep.space import load_study, retarget_study
 
     _toy_mpd(tmp_path / "toy.jsonl", np.random.default_rng(0))
     save_import(import_dataset("mpd", tmp_path / "toy.jsonl", "toy"), "toy", tmp_path / "ds")

@@ -64,6 +64,7 @@ class SweepSettings:
     resume: bool = False  # continue the interrupted sweep stored under storage/<study> instead of starting over
     storage: str | None = None  # Tune's experiment storage: folder or URI; default <results_dir>/tune
     mlflow_artifacts: str | None = None  # MLflow artifact root for new experiments; default below
+    niceness: int = 0  # trial workers' niceness on a local Ray (Ray's own default is 15); a cluster keeps its own
 
     @property
     def cache_location(self) -> str:
@@ -167,11 +168,14 @@ def tune_config(study: Study, max_concurrent: int) -> tune.TuneConfig:
     )
 
 
-def ensure_ray(address: str | None) -> None:
-    """Connect to ``address`` (or $RAY_ADDRESS) or start a local Ray bound to loopback, once per process."""
+def ensure_ray(address: str | None, niceness: int = 0) -> None:
+    """Connect to ``address`` (or $RAY_ADDRESS) or start a local Ray bound to loopback, once per process.
+
+    A local Ray's workers run at ``niceness`` (Ray's own default, 15, lets every other process outrank them)."""
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ["RAY_worker_niceness"] = str(niceness)  # read by the raylet this process starts
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         use_local_token(address)
@@ -237,7 +241,7 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_SNAPSHOT_S)  # what a killed driver can lose
     experiment = _experiment_path(study, settings)
     record = _resume_record(experiment, study, settings) if settings.resume else _new_record(study, settings)
-    ensure_ray(settings.address)
+    ensure_ray(settings.address, settings.niceness)
     interrupt.claim()  # ray.init set its own SIGTERM handler
     first = study.resolve(study.first_point(), settings.smoke)
     concurrency = settings.max_concurrent or study.search.max_concurrent or _fitting_trials(first)

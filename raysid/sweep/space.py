@@ -19,15 +19,18 @@ Loading fails with a message that names the file, the bad key and the valid choi
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from raysid.config import ConfigError, build, override, require
+from raysid.config import ConfigError, build, override, require, stable_hash
+from raysid.data.importers.source import ImportedConfig
+from raysid.data.importers.store import dataset_folder
 from raysid.pipeline import TrialConfig, parse_trial_config
 from raysid.results import ReportLayout
 
@@ -237,3 +240,61 @@ def known_metrics(config: TrialConfig) -> set[str]:
         ranking |= {"auc"}  # on datasets with played/skipped feedback (the stratified AUC)
     splits = {f"{split}/{m}" for split in ("valid", "test") for m in ranking}
     return splits | {f"popularity/{m}" for m in splits} | quality | {"recommender/parameters"}
+
+
+# dataset keys a study may set that mean the same on an imported dataset (the view and its modalities)
+IMPORTED_VIEW_KEYS = tuple(f.name for f in dataclasses.fields(ImportedConfig) if f.name not in ("source", "name", "root", "path"))
+
+
+def retarget_study(study: Study, name: str, root: str | Path | None = None) -> Study:
+    """The study run on imported dataset ``name``, results under ``<study>-<name>``.
+
+    A study of another imported dataset keeps its view and modality keys (``modalities``, ``text``,
+    ``min_item_count``, ...); a catalog study's dataset keys describe the generator and are all dropped. The
+    smoke section likewise, sampling 500 sequences unless it says otherwise. The root is written as an
+    absolute path (trials run elsewhere)."""
+    folder = dataset_folder(name, root)  # fails early, listing the datasets that exist
+    own = study.base.get("dataset") or {}
+    imported = own.get("source") == "imported"
+    kept = {key: value for key, value in own.items() if imported and key in IMPORTED_VIEW_KEYS}
+    base = {**study.base, "dataset": {**kept, "source": "imported", "name": name, "root": str(folder.parent)}}
+    smoke = {k: v for k, v in study.smoke.items() if not k.startswith("dataset.") or (imported and _view_key(k))}
+    smoke.setdefault("dataset.max_sequences", 500)
+    return _checked(dataclasses.replace(study, name=f"{study.name}-{name}", base=base, smoke=smoke))
+
+
+def _view_key(path: str) -> bool:
+    return path.split(".")[1] in IMPORTED_VIEW_KEYS
+
+
+def with_settings(study: Study, settings: Sequence[str]) -> Study:
+    """The study with ``KEY=VALUE`` settings (dotted config paths, YAML values) applied to its base config,
+    named ``<study>-set-<hash of the settings>`` so its results never land in the shipped study's folder.
+
+    A setting the axes also set is refused (the axes would overwrite it in every trial)."""
+    updates = dict(_parse_setting(item) for item in settings)
+    axis_keys = {key for axis in study.axes for key in _axis_keys(axis)}
+    clash = sorted(set(updates) & axis_keys)
+    require(not clash, "--set", f"{', '.join(clash)} is set by the study's axes; choose the axis value instead")
+    if not updates:
+        return study
+    name = f"{study.name}-set-{stable_hash(updates, length=8)}"  # never the folder of the study as shipped
+    return _checked(dataclasses.replace(study, name=name, base=override(study.base, updates)))
+
+
+def _parse_setting(item: str) -> tuple[str, Any]:
+    key, sep, text = item.partition("=")
+    require(bool(sep) and bool(key.strip()), "--set", f"expected KEY=VALUE (a dotted config path), got {item!r}")
+    try:
+        return key.strip(), yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"--set {key.strip()}: {text!r} is not a YAML value ({error.problem})") from None
+
+
+def _axis_keys(axis: Axis) -> set[str]:
+    return {key for setting in axis.settings.values() for key in setting} if axis.settings else {axis.name}
+
+
+def _checked(study: Study) -> Study:
+    _check_points(study)
+    return study

@@ -217,13 +217,3 @@ def build_view(dataset: Dataset, info: pl.DataFrame | None, config: ImportedConf
             sequence=pl.Series(np.arange(len(kept_rows), dtype=np.int64)))
     return view, info
 
-
-def retarget_study(study: Any, name: str, root: str | Path | None = None) -> Any:
-    """The study run on imported dataset ``name``: its ``dataset`` section replaced, catalog-only smoke keys
-    dropped, results under ``<study>-<name>``. The root is written as an absolute path (trials run elsewhere)."""
-    folder = dataset_folder(name, root)  # fails early, listing the datasets that exist
-    section = {"source": "imported", "name": name, "root": str(folder.parent)}
-    base = {**study.base, "dataset": section}
-    smoke = {k: v for k, v in study.smoke.items() if not k.startswith("dataset.")}
-    smoke.setdefault("dataset.max_sequences", 500)
-    return dataclasses.replace(study, name=f"{study.name}-{name}", base=base, smoke=smoke)

@@ -1,0 +1,80 @@
+"""A study as the command line varies it: --dataset keeps the dataset keys that still apply, --set sets any key."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from raysid.config import ConfigError
+from raysid.data.importers import import_dataset
+from raysid.data.importers.store import save_import
+from raysid.sweep.space import load_study, parse_study, retarget_study, with_settings
+
+
+def _toy(tmp_path) -> str:
+    """A 30-playlist MPD file imported as ``toy`` under tmp_path/ds; returns the root."""
+    rng = np.random.default_rng(0)
+    lines = [json.dumps({"pid": pid, "name": f"mix {pid % 3}", "tracks": [
+        {"track_uri": f"spotify:track:t{int(i)}", "track_name": f"song {int(i)}", "artist_name": f"a{int(i) % 4}"}
+        for i in rng.permutation(12)[:6]]}) for pid in range(30)]
+    (tmp_path / "toy.jsonl").write_text("\n".join(lines) + "\n")
+    save_import(import_dataset("mpd", tmp_path / "toy.jsonl", "toy"), "toy", tmp_path / "ds")
+    return str(tmp_path / "ds")
+
+
+def _study(dataset: dict, smoke: dict | None = None):
+    return parse_study({"name": "s", "base": {"dataset": dataset, "recommender": {"kind": "none"}},
+                        "axes": {"tokenizer.codebook_size": {"grid": [4, 8]}}, "metric": "sid/cur",
+                        "smoke": smoke or {}}, "s.yaml")
+
+
+def test_dataset_keeps_an_imported_studys_view_keys_and_drops_the_catalogs(tmp_path):
+    root = _toy(tmp_path)
+    study = _study({"source": "imported", "name": "toy", "root": root, "min_length": 4, "modalities": ["cooccurrence"],
+                    "cooccurrence": {"dim": 8}}, {"dataset.max_sequences": 20, "dataset.min_length": 3})
+    moved = retarget_study(study, "toy", root)
+    assert moved.name == "s-toy"
+    assert moved.base["dataset"] == {"min_length": 4, "modalities": ["cooccurrence"], "cooccurrence": {"dim": 8},
+                                     "source": "imported", "name": "toy", "root": root}
+    assert moved.smoke == {"dataset.max_sequences": 20, "dataset.min_length": 3}
+    config = moved.resolve(moved.first_point())
+    assert config.dataset.min_length == 4 and config.dataset.modalities == ("cooccurrence",)
+    catalog = retarget_study(_study({"num_tracks": 300, "min_length": 5}, {"dataset.num_playlists": 50}), "toy", root)
+    assert catalog.base["dataset"] == {"source": "imported", "name": "toy", "root": root}  # generator keys dropped
+    assert catalog.smoke == {"dataset.max_sequences": 500}
+
+
+def test_set_applies_yaml_values_and_names_a_folder_of_its_own():
+    study = load_study("musicrec-ratio")
+    changed = with_settings(study, ["recommender.epochs=7", "tokenizer.alpha=0.5", "dataset.num_playlists=300"])
+    config = changed.resolve(changed.first_point())
+    assert (config.recommender.epochs, config.tokenizer.alpha, config.dataset.num_playlists) == (7, 0.5, 300)
+    assert changed.name.startswith("musicrec-ratio-set-") and changed.name != study.name
+    assert with_settings(study, ["recommender.epochs=7"]).name != with_settings(study, ["recommender.epochs=8"]).name
+    assert with_settings(study, []) is study
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("recommender.epochs", "expected KEY=VALUE"),
+    ("tokenizer.shared_levels=2", "tokenizer.shared_levels is set by the study's axes"),
+    ("recommender.epochs=many", "recommender.epochs"),
+    ("recommender.no_such_key=1", "unknown key 'no_such_key'"),
+])
+def test_a_bad_setting_fails_naming_it(setting, expected):
+    with pytest.raises(ConfigError, match=expected):
+        with_settings(load_study("musicrec-ratio"), [setting])
+
+
+def test_show_prints_the_set_and_retargeted_config(tmp_path):
+    root = _toy(tmp_path)
+    result = CliRunner().invoke(app, ["show", "musicrec-ratio", "--set", "recommender.epochs=7",
+                                      "--set", "dataset.modalities=[cooccurrence]", "--dataset", "toy"],
+                                env={"RAYSID_DATA_DIR": root})
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "recommender.epochs = 7" in text and "dataset.modalities = ['cooccurrence']" in text
+    assert "dataset.name = toy" in text and "musicrec-ratio-toy-set-" in text
+    result = CliRunner().invoke(app, ["show", "musicrec-ratio", "--set", "recommender.epochs"])
+    assert result.exit_code == 2 and "--set: expected KEY=VALUE" in " ".join(result.output.split())
