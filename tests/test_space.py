@@ -94,6 +94,15 @@ def test_range_axis_needs_optuna_and_metric_must_exist():
         parse_study(base_study(metric="valid/ndcg@100"), "s.yaml")
 
 
+
+def test_the_default_metric_is_one_the_trials_report():
+    tokenizer_only = {"name": "t", "base": {"recommender": {"kind": "none"}}, "axes": {"tokenizer.codebook_size": {"grid": [8]}}}
+    assert parse_study(tokenizer_only, "t.yaml").metric == "retrieval/hit@10"
+    with_recommender = {**tokenizer_only, "base": {"recommender": {"kind": "t5"}}}
+    assert parse_study(with_recommender, "t.yaml").metric == "valid/ndcg@10"
+    with pytest.raises(ConfigError, match=r"'valid/ndcg@10' is not a metric these trials report; examples: retrieval/hit@10, sid/conflict_rate$"):
+        parse_study({**tokenizer_only, "metric": "valid/ndcg@10"}, "t.yaml")
+
 def test_report_rows_must_be_axes_and_unknown_tokenizer_lists_names():
     with pytest.raises(ConfigError, match=r"report.rows: 'seed' is not an axis; axes are: ratio"):
         parse_study(base_study(report={"rows": ["seed"]}), "s.yaml")

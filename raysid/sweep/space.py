@@ -158,12 +158,18 @@ def parse_study(data: Mapping[str, Any], source: str) -> Study:
     require(mode in ("max", "min"), f"{source}: mode", f"got {mode!r}; valid choices are: 'max', 'min'")
     study = Study(
         name=str(data["name"]), description=str(data.get("description", "")), base=dict(data.get("base") or {}),
-        axes=axes, seeds=seeds, metric=str(data.get("metric", "valid/ndcg@10")), mode=mode, search=search,
+        axes=axes, seeds=seeds, metric=str(data.get("metric", "")), mode=mode, search=search,
         report=_parse_report(data.get("report") or {}, axes, mode, f"{source}: report"),
         smoke=smoke, smoke_seeds=smoke_seeds, source=source,
     )
+    study = study if study.metric else dataclasses.replace(study, metric=_default_metric(study))
     _check_points(study)
     return study
+
+
+def _default_metric(study: Study) -> str:
+    """valid/ndcg@10 when the study trains a recommender; retrieval/hit@10 for a tokenizer-only study."""
+    return "retrieval/hit@10" if study.resolve(study.first_point()).recommender_kind == "none" else "valid/ndcg@10"
 
 
 def _parse_axis(name: str, spec: Any, where: str) -> Axis:
@@ -216,8 +222,10 @@ def _check_points(study: Study) -> None:
             study.resolve(point)
             study.resolve(point, smoke=True)
     config = study.resolve(first)
-    require(study.metric in known_metrics(config), f"{study.source}: metric",
-            f"{study.metric!r} is not a metric a trial reports; examples: valid/ndcg@10, test/hr@5, sid/conflict_rate")
+    known = known_metrics(config)
+    examples = [m for m in ("valid/ndcg@10", "test/hr@5", "retrieval/hit@10", "sid/conflict_rate") if m in known]
+    require(study.metric in known, f"{study.source}: metric",
+            f"{study.metric!r} is not a metric these trials report; examples: {', '.join(examples)}")
     epoch_metric = study.metric.startswith("valid/") and config.evaluation.epoch_users > 0
     require(study.search.scheduler != "asha" or epoch_metric, f"{study.source}: search.scheduler",
             f"asha needs {study.metric} every epoch; set base.evaluation.epoch_users (validation users ranked after "
