@@ -131,3 +131,22 @@ def test_smoke_overrides_do_not_leak_into_a_labelled_section():
     point = {"variant": "SASRec", "seed": 0}
     assert study.resolve(point, smoke=True).recommender.epochs == 1
     assert study.resolve(point, smoke=False).recommender.epochs == 20
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({"smoke": [1, 2]}, r"s.yaml: smoke: expected a mapping, got list \[1, 2\]"),
+    ({"axes": {"tokenizer.alpha": {"uniform": ["a", "b"]}}, "search": {"algorithm": "optuna"}},
+     r"s.yaml: axes.tokenizer.alpha: uniform expects two numbers \[low, high\], got \['a', 'b'\]"),
+    ({"search": {"max_failures": -5}}, r"search.max_failures: expected retries >= 0, got -5"),
+    ({"name": "../../../x"}, r"s.yaml: name: '../../../x' is not a folder name"),
+    ({"report": {"rows": "ratio"}}, r"s.yaml: report.rows: expected a list, got 'ratio'"),
+])
+def test_hostile_study_values_fail_naming_file_key_and_value(changes, expected):
+    with pytest.raises(ConfigError, match=expected):
+        parse_study(base_study(**changes), "s.yaml")
+
+
+def test_a_point_outside_a_labelled_axis_names_its_values():
+    study = load_study("musicrec-ratio")
+    with pytest.raises(ConfigError, match=r"axis ratio: no value '5:5'; its values are: '1:3', '2:2', '3:1'"):
+        study.resolve({"ratio": "5:5", "seed": 0})

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,9 @@ class Axis:
 
     def overrides(self, value: Any) -> dict[str, Any]:
         """The config updates that setting this axis to ``value`` implies."""
+        if self.settings and value not in self.settings:
+            labels = ", ".join(map(repr, self.settings))
+            raise ConfigError(f"axis {self.name}: no value {value!r}; its values are: {labels}")
         return dict(self.settings[value]) if self.settings else {self.name: value}
 
 
@@ -64,6 +68,7 @@ class SearchConfig:
     def __post_init__(self) -> None:
         require(self.num_samples >= 1, "search.num_samples", f"expected >= 1, got {self.num_samples}")
         require(self.max_concurrent >= 0, "search.max_concurrent", f"expected >= 0, got {self.max_concurrent}")
+        require(self.max_failures >= 0, "search.max_failures", f"expected retries >= 0, got {self.max_failures}")
         require(self.grace_period >= 1, "search.grace_period", f"expected >= 1, got {self.grace_period}")
 
 
@@ -106,6 +111,7 @@ class Study:
         return {axis.name: axis.values[0] for axis in self.axes} | {"seed": self.seeds[0]}
 
 
+STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # a study names its results folder: no path in it
 STUDY_KEYS = ("name", "description", "base", "axes", "seeds", "metric", "mode", "search", "report", "smoke")
 
 
@@ -149,6 +155,12 @@ def parse_study(data: Mapping[str, Any], source: str) -> Study:
     unknown = sorted(set(data) - set(STUDY_KEYS))
     require(not unknown, source, f"unknown key(s) {', '.join(map(repr, unknown))}; valid keys are: {', '.join(STUDY_KEYS)}")
     require("name" in data, source, "missing key 'name'")
+    name = str(data["name"])
+    require(STUDY_NAME.fullmatch(name) is not None, f"{source}: name",
+            f"{name!r} is not a folder name: letters, digits, '.', '_' and '-', not starting with '.' or '-'")
+    for key in ("base", "axes", "smoke", "search", "report"):
+        require(isinstance(data.get(key) or {}, Mapping), f"{source}: {key}",
+                f"expected a mapping, got {type(data.get(key)).__name__} {data.get(key)!r}")
     search = build(SearchConfig, data.get("search"), f"{source}: search")
     axes = tuple(_parse_axis(name, spec, f"{source}: axes.{name}") for name, spec in (data.get("axes") or {}).items())
     seeds = _parse_seeds(data.get("seeds", [0]), f"{source}: seeds")
@@ -157,7 +169,7 @@ def parse_study(data: Mapping[str, Any], source: str) -> Study:
     mode = data.get("mode", "max")
     require(mode in ("max", "min"), f"{source}: mode", f"got {mode!r}; valid choices are: 'max', 'min'")
     study = Study(
-        name=str(data["name"]), description=str(data.get("description", "")), base=dict(data.get("base") or {}),
+        name=name, description=str(data.get("description", "")), base=dict(data.get("base") or {}),
         axes=axes, seeds=seeds, metric=str(data.get("metric", "")), mode=mode, search=search,
         report=_parse_report(data.get("report") or {}, axes, mode, f"{source}: report"),
         smoke=smoke, smoke_seeds=smoke_seeds, source=source,
@@ -184,6 +196,9 @@ def _parse_axis(name: str, spec: Any, where: str) -> Axis:
         require(isinstance(values, list) and len(values) > 0, where, f"expected a non-empty list of values, got {values!r}")
         return Axis(name, kind, tuple(values))
     require(isinstance(values, list) and len(values) == 2, where, f"{kind} expects [low, high], got {values!r}")
+    require(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values), where,
+            f"{kind} expects two numbers [low, high], got {values!r}")
+    require(kind != "int" or all(float(v).is_integer() for v in values), where, f"int expects two integers, got {values!r}")
     low, high = (float(v) if kind != "int" else int(v) for v in values)
     require(low < high and (kind != "loguniform" or low > 0), where, f"expected 0 < low < high for {kind}, got {values!r}")
     return Axis(name, kind, (low, high))
@@ -198,6 +213,8 @@ def _parse_seeds(seeds: Any, where: str) -> tuple[int, ...]:
 
 def _parse_report(data: Mapping[str, Any], axes: tuple[Axis, ...], mode: str, where: str) -> ReportLayout:
     axis_names = [axis.name for axis in axes]
+    for key in ("rows", "metrics", "importance"):
+        require(isinstance(data.get(key, []), list), f"{where}.{key}", f"expected a list, got {data.get(key)!r}")
     rows = tuple(data.get("rows", axis_names[:1]))
     for row in rows:
         require(row in axis_names, f"{where}.rows", f"{row!r} is not an axis; axes are: {', '.join(axis_names) or 'none'}")
