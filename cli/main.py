@@ -234,16 +234,33 @@ ClusterFile = Annotated[Optional[Path], typer.Option("--cluster", help="A cluste
 
 
 def _job_server(address: Optional[str], cluster: Optional[Path]):
-    """A context giving the job server's address: --address, or a tunnel to --cluster's head."""
+    """A context giving the job server's address: --address, or a tunnel to --cluster's head. A server that
+    cannot be reached, or a job id it does not know, ends the command with one line."""
     import contextlib
 
     from raysid.sweep.submit import DEFAULT_DASHBOARD_PORT, cluster_address
 
     if address and cluster:
         fail("give --address or --cluster, not both")
-    if cluster:
-        return cluster_address(cluster)
-    return contextlib.nullcontext(address or f"http://127.0.0.1:{DEFAULT_DASHBOARD_PORT}")
+
+    @contextlib.contextmanager
+    def reached():
+        with (cluster_address(cluster) if cluster else contextlib.nullcontext(
+                address or f"http://127.0.0.1:{DEFAULT_DASHBOARD_PORT}")) as server:
+            try:
+                yield server
+            except ConnectionError as error:
+                fail(f"no Ray job server answers at {server} ({_first_line(error)}); start one (ray start --head) "
+                     "or give its address with --address, or a cluster definition with --cluster")
+            except RuntimeError as error:  # the Jobs API's answer to an unknown job id, among others
+                fail(f"the job server at {server} refused: {_first_line(error)}")
+
+    return reached()
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 @app.command()

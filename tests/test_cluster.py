@@ -393,3 +393,18 @@ def test_a_killed_driver_resumes_without_losing_or_repeating_trials(head, tmp_pa
     changed = write_study(tmp_path, "resume", dict(tiny_overrides, **{"recommender.epochs": 2}), seeds=(0, 1))
     refused = raysid(head, "sweep", str(changed), *args[2:], "--resume", check=False)
     assert refused.returncode == 2 and "changed since the sweep started" in " ".join(refused.stdout.split())  # rich wraps
+
+
+@pytest.mark.parametrize("command", [["status", "some-job"], ["logs", "some-job"], ["submit", "musicrec-ratio"]])
+def test_a_job_server_that_does_not_answer_is_one_line(command):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    with socket.socket() as probe:  # a loopback port nothing listens on: bound, never listened
+        probe.bind(("127.0.0.1", 0))
+        address = f"http://127.0.0.1:{probe.getsockname()[1]}"
+        result = CliRunner().invoke(app, [*command, "--address", address])
+    assert result.exit_code == 2, result.output
+    assert f"error: no Ray job server answers at {address}" in " ".join(result.output.split())
+    assert "Traceback" not in result.output
