@@ -408,3 +408,20 @@ def test_a_job_server_that_does_not_answer_is_one_line(command):
     assert result.exit_code == 2, result.output
     assert f"error: no Ray job server answers at {address}" in " ".join(result.output.split())
     assert "Traceback" not in result.output
+
+
+def test_a_cluster_address_nothing_listens_at_fails_at_once():
+    from raysid.sweep.runner import check_reachable
+
+    with socket.socket() as listening, socket.socket() as silent:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        silent.bind(("127.0.0.1", 0))  # bound, never listened: connecting is refused
+        check_reachable(f"127.0.0.1:{listening.getsockname()[1]}")
+        check_reachable(f"ray://127.0.0.1:{listening.getsockname()[1]}")
+        check_reachable("auto")  # left to Ray
+        dead = f"127.0.0.1:{silent.getsockname()[1]}"
+        with pytest.raises(ConfigError, match=rf"--address {dead}: no Ray cluster answers there \(Connection refused\)"):
+            check_reachable(dead)
+        with pytest.raises(ConfigError, match="no Ray cluster answers there"):
+            check_reachable(f"ray://{dead}")

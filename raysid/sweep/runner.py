@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -178,6 +179,7 @@ def ensure_ray(address: str | None, niceness: int = 0) -> None:
     os.environ["RAY_worker_niceness"] = str(niceness)  # read by the raylet this process starts
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        check_reachable(address)
         use_local_token(address)
     if address and address.startswith("ray://"):  # Ray Client: the cluster gets this checkout's raysid
         ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(Path(__file__).parents[1])]})
@@ -185,6 +187,19 @@ def ensure_ray(address: str | None, niceness: int = 0) -> None:
         ray.init(address=address, log_to_driver=False)
     else:
         ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+
+
+def check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Fail with one line unless something listens at a ``host:port`` or ``ray://host:port`` address (Ray
+    itself retries a dead address for minutes); ``auto`` and other forms are left to Ray."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ConfigError(f"--address {address}: no Ray cluster answers there ({error.strerror or error}); "
+                          "start one (ray start --head) or leave --address out to run on a local Ray") from None
 
 
 def trial_resources(config: TrialConfig) -> dict[str, float]:
