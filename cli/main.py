@@ -153,8 +153,12 @@ def tokenize(
             chosen["seed"] = seed
         unknown = sorted(set(chosen) - {a.name for a in loaded.axes} - {"seed"})
         if unknown:
-            fail(f"--point names {', '.join(unknown)}, which are not axes of {loaded.name}; axes: "
-                 f"{', '.join(a.name for a in loaded.axes) or 'none'}")
+            import difflib
+
+            axes = [a.name for a in loaded.axes]
+            close = difflib.get_close_matches(unknown[0], axes, n=1, cutoff=0.6)
+            fail(f"--point names {', '.join(unknown)}, which are not axes of {loaded.name}; "
+                 f"{f'did you mean {close[0]!r}? ' if close else ''}axes: {', '.join(axes) or 'none'}")
         config = loaded.resolve(chosen, smoke)
         label = "_".join(f"{k}={v}" for k, v in chosen.items()).replace("/", "-").replace(":", "-")
         out_dir = Path(results_dir) / "tokenize" / loaded.name / label

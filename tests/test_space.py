@@ -150,3 +150,10 @@ def test_a_point_outside_a_labelled_axis_names_its_values():
     study = load_study("musicrec-ratio")
     with pytest.raises(ConfigError, match=r"axis ratio: no value '5:5'; its values are: '1:3', '2:2', '3:1'"):
         study.resolve({"ratio": "5:5", "seed": 0})
+
+
+def test_a_misspelt_study_or_axis_value_gets_a_suggestion():
+    with pytest.raises(ConfigError, match=r"no study named 'musicrec-ratoi'; did you mean 'musicrec-ratio'\? known studies:"):
+        find_study("musicrec-ratoi")
+    with pytest.raises(ConfigError, match=r"axis variant: no value 'w/o MMA '; did you mean 'w/o MMA'\?"):
+        load_study("musicrec-ablation").resolve({"variant": "w/o MMA ", "seed": 0})

@@ -20,6 +20,7 @@ Loading fails with a message that names the file, the bad key and the valid choi
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import re
 from collections.abc import Mapping, Sequence
@@ -52,7 +53,9 @@ class Axis:
         """The config updates that setting this axis to ``value`` implies."""
         if self.settings and value not in self.settings:
             labels = ", ".join(map(repr, self.settings))
-            raise ConfigError(f"axis {self.name}: no value {value!r}; its values are: {labels}")
+            close = difflib.get_close_matches(str(value), list(self.settings), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"axis {self.name}: no value {value!r}; {hint}its values are: {labels}")
         return dict(self.settings[value]) if self.settings else {self.name: value}
 
 
@@ -125,7 +128,9 @@ def find_study(name_or_path: str) -> Path:
         if candidate.exists():
             return candidate
     known = sorted({p.stem for folder in STUDY_DIRS if folder.exists() for p in folder.glob("*.yaml")})
-    raise ConfigError(f"no study named {name_or_path!r}; known studies: {', '.join(known) or 'none'}")
+    close = difflib.get_close_matches(name_or_path, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"no study named {name_or_path!r}; {hint}known studies: {', '.join(known) or 'none'}")
 
 
 def list_studies() -> dict[str, str]:
