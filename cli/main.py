@@ -230,7 +230,34 @@ def ui(
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
                "--port", str(port), "--workers", "1"]
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    raise typer.Exit(subprocess.call(command, env=env))
+    raise typer.Exit(_serve(command, env))
+
+
+def _serve(command: list[str], env: dict[str, str]) -> int:
+    """Run the server in a session of its own until it exits, or until Ctrl-C or SIGTERM stops it and its
+    workers (then 0, with one line, no traceback)."""
+    import signal
+
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGTERM, signal.SIGINT)}  # SIGINT too:
+    try:  # a shell's background job starts with it ignored
+        return server.wait()
+    except KeyboardInterrupt:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        console.print("stopped the MLflow UI")
+        return 0
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 JobAddress = Annotated[Optional[str], typer.Option("--address", envvar="RAY_API_SERVER_ADDRESS", help="The cluster's job server (default http://127.0.0.1:8265).")]
