@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -313,10 +314,13 @@ def submit(
 
     submission = Submission(study, smoke, results_dir, cache_dir, storage, tracking_uri, mlflow_artifacts, max_concurrent, resume)
     try:
-        with _job_server(address, cluster) as server:
+        with _job_server(address, cluster) as server, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
             job_id = submit_study(submission, server)
     except (ConfigError, ValueError) as error:
         fail(str(error))
+    for warning in caught:
+        console.print(f"[yellow]warning:[/yellow] {warning.message}", soft_wrap=True)
     console.print(f"submitted {job_id} to {address or cluster or server}; results in "
                   f"{results_dir or '$RAYSID_RESULTS_DIR'} on the cluster")
     console.print(f"  raysid status {job_id}   raysid logs {job_id} --follow", markup=False)

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +37,8 @@ from raysid import provenance
 from raysid.config import ConfigError, require
 
 PACKAGES = ("raysid", "cli")  # shipped as py_modules: the code that runs on the cluster is this checkout's
-EXCLUDES = ["__pycache__", "*.pyc", ".pytest_cache"]
+SHIPPED = ("*.py", "py.typed", "peers/*.txt")  # the allow-list: sources and package data, nothing else
+SECRET_LIKE = (".env*", "*.pem", "*.key", "*.p12", "id_rsa*", "id_ed25519*", "*token*", "*credential*", "*secret*", ".netrc")
 DEFAULT_DASHBOARD_PORT = 8265
 TUNNEL_WAIT_S = 120.0
 
@@ -75,13 +77,12 @@ def submit_study(submission: Submission, address: str) -> str:
     source = find_study(submission.study)
     job_id = f"raysid-{re.sub(r'[^A-Za-z0-9_-]', '-', study.name)}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
     root = Path(__file__).resolve().parents[2]
-    with tempfile.TemporaryDirectory(prefix="raysid-job-") as folder:
+    with tempfile.TemporaryDirectory(prefix="raysid-job-") as folder, tempfile.TemporaryDirectory(prefix="raysid-code-") as code:
         study_file = f"{source.stem}.yaml"
         shutil.copy(source, Path(folder) / study_file)
         runtime_env = {
             "working_dir": folder,
-            "py_modules": [str(root / package) for package in PACKAGES],
-            "excludes": EXCLUDES,
+            "py_modules": [str(stage_package(root / package, Path(code))) for package in PACKAGES],
             "env_vars": {"PYTHONUNBUFFERED": "1", **provenance.environment()},  # the shipped code has no .git
         }
         return _client(address).submit_job(
@@ -89,6 +90,22 @@ def submit_study(submission: Submission, address: str) -> str:
             submission_id=job_id,
             metadata={"raysid.study": study.name, "raysid.results_dir": submission.results_dir or "$RAYSID_RESULTS_DIR"},
         )
+
+
+def stage_package(package: Path, into: Path) -> Path:
+    """A copy of ``package`` under ``into`` holding only the allow-listed files (SHIPPED): a stray ``.env``,
+    key or notebook beside the sources never travels. Files that look like secrets are named in a warning."""
+    kept = {path for pattern in SHIPPED for path in package.rglob(pattern) if "__pycache__" not in path.parts}
+    for path in sorted(kept):
+        target = into / package.name / path.relative_to(package)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    secrets = sorted(str(path.relative_to(package.parent)) for pattern in SECRET_LIKE for path in package.rglob(pattern)
+                     if path.is_file() and path not in kept)
+    if secrets:
+        warnings.warn(f"not shipped to the cluster (they look like secrets; keep them out of {package.name}/): "
+                      f"{', '.join(secrets)}", stacklevel=2)
+    return into / package.name
 
 
 def job_info(job_id: str, address: str) -> Any:
