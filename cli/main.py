@@ -417,6 +417,7 @@ def bench_peers(
     peers_venv: Annotated[Optional[Path], typer.Option(envvar="RAYSID_PEERS_VENV", help="RecBole's virtual environment, created and installed on first use (default ~/.cache/raysid/peers-venv).")] = None,
     cornac_venv: Annotated[Optional[Path], typer.Option(envvar="RAYSID_CORNAC_VENV", help="cornac's virtual environment, created and installed on first use (default ~/.cache/raysid/cornac-venv).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Dataset root (default $RAYSID_DATA_DIR, else data/datasets).")] = None,
+    cache_dir: Annotated[Path, typer.Option(envvar="RAYSID_CACHE", help="TIGER: artifact store keeping the item text embeddings between runs (default results/cache, as sweeps).")] = Path("results/cache"),
     note: Annotated[str, typer.Option(help="A line written under the tables (e.g. how loaded the machine was).")] = "",
 ) -> None:
     """raysid's models beside peer implementations on the same dataset, split and protocol, one table per comparison.
@@ -444,7 +445,7 @@ def bench_peers(
         if peer in ("sasrec", "all"):
             _bench_sasrec(dataset, settings, root, out, peers_venv, note, say)
         if peer in ("tiger", "all"):
-            _bench_tiger(dataset, tiger, root, out, cornac_venv, note, say)
+            _bench_tiger(dataset, tiger, root, out, cornac_venv, note, say, cache_dir)
     except (ConfigError, PeerInstallError, PeerRunError) as error:
         fail(str(error))
 
@@ -460,10 +461,12 @@ def _bench_sasrec(dataset: str, settings, root: Optional[Path], out: Optional[Pa
     say(f"wrote {markdown} and {data}")
 
 
-def _bench_tiger(dataset: str, settings, root: Optional[Path], out: Optional[Path], venv: Optional[Path], note: str, say) -> None:
+def _bench_tiger(dataset: str, settings, root: Optional[Path], out: Optional[Path], venv: Optional[Path], note: str, say,
+                 cache_dir: Path) -> None:
+    from raysid.cache import open_store
     from raysid.peers.tiger import format_tiger_table, tiger_benchmark, tiger_command_line, tiger_notes, write_tiger_outputs
 
-    result = tiger_benchmark(dataset, settings, root, venv, say=say)
+    result = tiger_benchmark(dataset, settings, root, venv, say=say, store=open_store(cache_dir))
     for text in (format_tiger_table(result["rows"]), tiger_notes(result)):
         say(text)
     out = out or Path("results") / "bench-peers" / f"{dataset}-tiger"

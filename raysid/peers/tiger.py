@@ -32,7 +32,8 @@ import numpy as np
 import torch
 import yaml
 
-from raysid.config import ConfigError, build, require
+from raysid.cache import ArtifactStore, stage_key
+from raysid.config import ConfigError, build, require, stable_hash
 from raysid.data.dataset import Dataset, Splits
 from raysid.data.splits import leave_one_out
 from raysid.features.modalities import FeatureConfig, build_features
@@ -106,19 +107,32 @@ def parse_tiger_settings(items: list[str], threads: int = 1, seed: int = 0) -> T
 # ------------------------------------------------------------------------------------------------- features
 
 
-def text_features(dataset: Dataset, kept_items: np.ndarray, splits: Splits, threads: int) -> np.ndarray:
+def text_features(dataset: Dataset, kept_items: np.ndarray, splits: Splits, threads: int,
+                  store: ArtifactStore | None = None) -> np.ndarray:
     """(kept items, 384) float32: MiniLM embeddings of the items' texts (the dataset's text template),
-    z-scored on the training items as the pipeline's feature stage does."""
+    z-scored on the training items as the pipeline's feature stage does. With ``store`` the embeddings are
+    kept there (stage ``features``), keyed by the texts and the text config, and reused."""
     template = require_text(dataset)
     texts = item_texts(dataset.items, template)
+    texts = [texts[i] for i in kept_items.tolist()]
+    config = TextConfig(template=template)
+    if store is None:
+        matrix = _embed(texts, config, threads)
+    else:
+        matrix = store.fetch("features", stage_key("peers_text", stable_hash(texts), config),
+                             lambda folder: np.save(folder / "matrix.npy", _embed(texts, config, threads)),
+                             lambda folder: np.load(folder / "matrix.npy"))
+    kept = Dataset(dataset.name, dataset.items[kept_items.tolist()], {"text": matrix}, splits.train)
+    return build_features(kept, FeatureConfig(modalities=("text",)), splits.train_items())["text"]
+
+
+def _embed(texts: list[str], config: TextConfig, threads: int) -> np.ndarray:
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        matrix = embed_texts([texts[i] for i in kept_items.tolist()], TextConfig(template=template))
+        return embed_texts(texts, config)
     finally:
         torch.set_num_threads(previous)
-    kept = Dataset(dataset.name, dataset.items[kept_items.tolist()], {"text": matrix}, splits.train)
-    return build_features(kept, FeatureConfig(modalities=("text",)), splits.train_items())["text"]
 
 
 def training_samples(train: list[np.ndarray]) -> int:
@@ -316,8 +330,9 @@ def require_text(dataset: Dataset) -> str:
 
 
 def tiger_benchmark(name: str, settings: TigerSettings, root: str | Path | None = None,
-                    venv: str | Path | None = None, say=print) -> dict:
-    """Both TIGER rows on dataset ``name``: cornac's environment is made ready first, then raysid, then cornac."""
+                    venv: str | Path | None = None, say=print, store: ArtifactStore | None = None) -> dict:
+    """Both TIGER rows on dataset ``name``: cornac's environment is made ready first, then the item features
+    (kept in ``store`` when given), then raysid, then cornac."""
     from raysid.bench_peers import MIN_LENGTH, prepare
     from raysid.data.importers.store import dataset_folder
     from raysid.peers.venv import CORNAC, ensure_venv
@@ -329,8 +344,8 @@ def tiger_benchmark(name: str, settings: TigerSettings, root: str | Path | None 
     say(f"dataset {name}: {len(data.sequences):,} users, {data.num_items:,} items "
         f"({data.left_out_users:,} users under {MIN_LENGTH} items and {data.left_out_items:,} items left out)")
     splits = leave_one_out(data.sequences)
-    say(f"item features: MiniLM embeddings of {data.num_items:,} item texts")
-    features = text_features(dataset, data.kept_items, splits, settings.threads)
+    say(f"item features: MiniLM embeddings of {data.num_items:,} item texts" + (f" (kept in {store.location})" if store else ""))
+    features = text_features(dataset, data.kept_items, splits, settings.threads, store)
     rows = [run_raysid_tiger(features, splits, settings, say)]
     with tempfile.TemporaryDirectory(prefix="raysid-tiger-") as folder:
         rows.append(run_cornac(features, splits, data.num_items, settings, python, Path(folder), say))
