@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from cornac.data import FeatureModality, SequentialDataset
 from cornac.models import TIGER
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 
 class TimedTIGER(TIGER):
@@ -54,7 +55,7 @@ class TimedTIGER(TIGER):
                 epoch = len(self.step_times) // self.steps_per_epoch
                 print(f"cornac epoch {epoch}: {self.step_times[-1]:.1f} s since the seq2seq start", flush=True)
 
-        handle = torch.optim.optimizer.register_optimizer_step_post_hook(on_step)
+        handle = register_optimizer_step_post_hook(on_step)
         try:
             super()._fit_seq2seq(torch_module, val_set)
         finally:
