@@ -1,5 +1,8 @@
 """``raysid bench peers``: raysid's SASRec and RecBole's SASRec on the same imported dataset, one after the other.
 
+(``--peer tiger``, raysid's RQ-VAE + T5 against cornac's TIGER on the same users and split, is
+``raysid.peers.tiger``; it reuses ``prepare`` and ``run_runner`` from here.)
+
 Both sides get the same protocol: leave-one-out (last item test, second-to-last valid, the rest trains), full ranking over every item of those users, the same
 hidden size, layers, heads, maximum length, dropout, loss (cross-entropy over the full catalogue), batch
 size, learning rate (Adam; raysid's AdamW with weight decay 0 is Adam), epoch cap, validation NDCG@10 on
