@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from raysid.bench_peers import prepare
+from raysid.cache import ArtifactStore
 from raysid.config import ConfigError
 from raysid.data.dataset import Dataset
 from raysid.data.importers import import_dataset
@@ -109,11 +110,17 @@ def test_table_has_one_row_per_implementation_and_the_ratios():
     assert table.endswith("seconds per training step: 0.25; beam users/s: 8.00")
 
 
-def test_text_features_are_z_scored_on_training_items(tmp_path):
+def test_text_features_are_z_scored_on_training_items_and_kept_in_the_store(tmp_path):
     dataset = Dataset.load(imported(tmp_path, users=20, items=12) / "tiny")
     data = prepare(dataset)
     splits = leave_one_out(data.sequences)
-    features = text_features(dataset, data.kept_items, splits, threads=1)
+    store = ArtifactStore(tmp_path / "cache")
+    features = text_features(dataset, data.kept_items, splits, threads=1, store=store)
+    [matrix] = list((tmp_path / "cache" / "features").glob("*/matrix.npy"))  # one artifact (beside the store's locks)
+    raw, written = np.load(matrix), matrix.stat().st_mtime_ns
+    np.testing.assert_allclose(np.linalg.norm(raw, axis=1), 1.0, rtol=1e-5)  # MiniLM rows are unit vectors
+    again = text_features(dataset, data.kept_items, splits, threads=1, store=store)
+    assert np.array_equal(again, features) and matrix.stat().st_mtime_ns == written
     train = splits.train_items()
     assert features.shape == (data.num_items, 384) and features.dtype == np.float32
     np.testing.assert_allclose(features[train].mean(axis=0), 0.0, atol=1e-4)
