@@ -451,44 +451,80 @@ def bench_training(
 @bench_app.command("peers")
 def bench_peers(
     dataset: Annotated[str, typer.Option(help="Imported dataset (raysid data import ... --name NAME).")],
-    epochs: Annotated[int, typer.Option(help="Epoch cap of both sides.")] = 50,
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a better valid NDCG@10 (0: run every epoch).")] = 5,
+    peer: Annotated[str, typer.Option(help="Which comparison: sasrec (raysid's SASRec vs RecBole's), tiger (raysid's RQ-VAE + T5 vs cornac's TIGER) or all (both, one after the other).")] = "sasrec",
+    epochs: Annotated[int, typer.Option(help="SASRec: epoch cap of both sides.")] = 50,
+    patience: Annotated[int, typer.Option(help="SASRec: stop after this many epochs without a better valid NDCG@10 (0: run every epoch).")] = 5,
     threads: Annotated[int, typer.Option(help="torch threads of each side (they run one after the other).")] = 1,
-    hidden_size: Annotated[int, typer.Option(help="Item embedding and hidden size.")] = 64,
-    num_layers: Annotated[int, typer.Option(help="Self-attention blocks.")] = 2,
-    num_heads: Annotated[int, typer.Option(help="Attention heads per block.")] = 2,
-    max_length: Annotated[int, typer.Option(help="Histories keep their last MAX_LENGTH items.")] = 50,
-    dropout: Annotated[float, typer.Option(help="Embedding, attention and feed-forward dropout.")] = 0.2,
-    batch_size: Annotated[int, typer.Option(help="Training samples per step.")] = 128,
-    eval_batch_size: Annotated[int, typer.Option(help="Users per evaluation batch.")] = 256,
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    hidden_size: Annotated[int, typer.Option(help="SASRec: item embedding and hidden size.")] = 64,
+    num_layers: Annotated[int, typer.Option(help="SASRec: self-attention blocks.")] = 2,
+    num_heads: Annotated[int, typer.Option(help="SASRec: attention heads per block.")] = 2,
+    max_length: Annotated[int, typer.Option(help="SASRec: histories keep their last MAX_LENGTH items.")] = 50,
+    dropout: Annotated[float, typer.Option(help="SASRec: embedding, attention and feed-forward dropout.")] = 0.2,
+    batch_size: Annotated[int, typer.Option(help="SASRec: training samples per step.")] = 128,
+    eval_batch_size: Annotated[int, typer.Option(help="SASRec: users per evaluation batch.")] = 256,
+    learning_rate: Annotated[float, typer.Option(help="SASRec: Adam learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Seed of both sides.")] = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Folder for peers.md and peers.json (default results/bench-peers/DATASET).")] = None,
-    peers_venv: Annotated[Optional[Path], typer.Option(envvar="RAYSID_PEERS_VENV", help="The peers' virtual environment, created and installed on first use (default ~/.cache/raysid/peers-venv).")] = None,
+    tiger_set: Annotated[list[str], typer.Option("--tiger-set", help="TIGER: KEY=VALUE, a setting of both TIGER sides (repeatable), e.g. --tiger-set epochs=5 --tiger-set codebook_size=128; the keys are listed in the README's peer benchmark section.")] = [],
+    out: Annotated[Optional[Path], typer.Option(help="Folder for peers.md/peers.json (SASRec) and tiger.md/tiger.json (TIGER); default results/bench-peers/DATASET and results/bench-peers/DATASET-tiger.")] = None,
+    peers_venv: Annotated[Optional[Path], typer.Option(envvar="RAYSID_PEERS_VENV", help="RecBole's virtual environment, created and installed on first use (default ~/.cache/raysid/peers-venv).")] = None,
+    cornac_venv: Annotated[Optional[Path], typer.Option(envvar="RAYSID_CORNAC_VENV", help="cornac's virtual environment, created and installed on first use (default ~/.cache/raysid/cornac-venv).")] = None,
     root: Annotated[Optional[Path], typer.Option(help="Dataset root (default $RAYSID_DATA_DIR, else data/datasets).")] = None,
+    cache_dir: Annotated[Path, typer.Option(envvar="RAYSID_CACHE", help="TIGER: artifact store keeping the item text embeddings between runs (default results/cache, as sweeps).")] = Path("results/cache"),
+    note: Annotated[str, typer.Option(help="A line written under the tables (e.g. how loaded the machine was).")] = "",
 ) -> None:
-    """raysid's SASRec and RecBole 1.2.1's SASRec on the same dataset and protocol, one table.
+    """raysid's models beside peer implementations on the same dataset, split and protocol, one table per comparison.
 
-    Leave-one-out, full ranking, the same sizes, loss, batch, learning rate and per-epoch validation NDCG@10 on both sides, each stopping after --patience epochs without a better one and testing its best validation epoch.
+    sasrec: raysid's SASRec and RecBole 1.2.1's; leave-one-out, full ranking, the same sizes, loss, batch, learning rate and per-epoch validation NDCG@10 on both sides, each stopping after --patience epochs without a better one and testing its best validation epoch.
 
-    RecBole runs in a virtual environment of its own, installed from raysid/peers/requirements.txt the first time.
+    tiger: raysid's RQ-VAE tokenizer + T5 recommender and cornac 3.0.1's TIGER on the same item text embeddings; leave-one-out, the last epoch ranks every item by constrained beam search; seconds per step and epoch, beam users/s, HR/NDCG@5,10.
+
+    Each peer runs in a virtual environment of its own, installed from raysid/peers/requirements.txt (RecBole) or requirements-cornac.txt (cornac) the first time.
     """
-    from raysid.bench_peers import PeerRunError, PeerSettings, command_line, format_table, peers_benchmark, protocol_notes, write_outputs
+    from raysid.bench_peers import PeerRunError, PeerSettings
     from raysid.peers.venv import PeerInstallError
 
+    if peer not in ("sasrec", "tiger", "all"):
+        fail(f"--peer: unknown comparison {peer!r}; valid ones are: sasrec, tiger, all")
+    say = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
     try:
         settings = PeerSettings(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, max_length=max_length,
                                 dropout=dropout, batch_size=batch_size, eval_batch_size=eval_batch_size,
                                 learning_rate=learning_rate, epochs=epochs,
                                 patience=patience, threads=threads, seed=seed)
-        result = peers_benchmark(dataset, settings, root, peers_venv, say=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True))
+        from raysid.peers.tiger import parse_tiger_settings
+
+        tiger = parse_tiger_settings(tiger_set, threads, seed)
+        if peer in ("sasrec", "all"):
+            _bench_sasrec(dataset, settings, root, out, peers_venv, note, say)
+        if peer in ("tiger", "all"):
+            _bench_tiger(dataset, tiger, root, out, cornac_venv, note, say, cache_dir)
     except (ConfigError, PeerInstallError, PeerRunError) as error:
         fail(str(error))
+
+
+def _bench_sasrec(dataset: str, settings, root: Optional[Path], out: Optional[Path], venv: Optional[Path], note: str, say) -> None:
+    from raysid.bench_peers import command_line, format_table, peers_benchmark, protocol_notes, write_outputs
+
+    result = peers_benchmark(dataset, settings, root, venv, say=say)
     for text in (format_table(result["rows"]), protocol_notes(result)):
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
+        say(text)
     out = out or Path("results") / "bench-peers" / dataset
-    markdown, data = write_outputs(result, out, command_line(dataset, settings, root=root, out=out, peers_venv=peers_venv))
-    console.print(f"wrote {markdown} and {data}", markup=False, highlight=False, soft_wrap=True)
+    markdown, data = write_outputs(result, out, command_line(dataset, settings, root=root, out=out, peers_venv=venv), note)
+    say(f"wrote {markdown} and {data}")
+
+
+def _bench_tiger(dataset: str, settings, root: Optional[Path], out: Optional[Path], venv: Optional[Path], note: str, say,
+                 cache_dir: Path) -> None:
+    from raysid.cache import open_store
+    from raysid.peers.tiger import format_tiger_table, tiger_benchmark, tiger_command_line, tiger_notes, write_tiger_outputs
+
+    result = tiger_benchmark(dataset, settings, root, venv, say=say, store=open_store(cache_dir))
+    for text in (format_tiger_table(result["rows"]), tiger_notes(result)):
+        say(text)
+    out = out or Path("results") / "bench-peers" / f"{dataset}-tiger"
+    command = tiger_command_line(dataset, settings, note, root=root, out=out, cornac_venv=venv)
+    markdown, data = write_tiger_outputs(result, out, command, note)
+    say(f"wrote {markdown} and {data}")
 
 
 if __name__ == "__main__":

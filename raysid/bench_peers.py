@@ -1,5 +1,8 @@
 """``raysid bench peers``: raysid's SASRec and RecBole's SASRec on the same imported dataset, one after the other.
 
+(``--peer tiger``, raysid's RQ-VAE + T5 against cornac's TIGER on the same users and split, is
+``raysid.peers.tiger``; it reuses ``prepare`` and ``run_runner`` from here.)
+
 Both sides get the same protocol: leave-one-out (last item test, second-to-last valid, the rest trains), full ranking over every item of those users, the same
 hidden size, layers, heads, maximum length, dropout, loss (cross-entropy over the full catalogue), batch
 size, learning rate (Adam; raysid's AdamW with weight decay 0 is Adam), epoch cap, validation NDCG@10 on
@@ -94,6 +97,7 @@ class PeerData:
     num_items: int
     left_out_users: int  # sequences shorter than MIN_LENGTH items
     left_out_items: int  # catalogue items that only those users (or nobody) hold
+    kept_items: np.ndarray  # (num_items,) the dataset's id of each renumbered item
 
 
 def prepare(dataset: Dataset) -> PeerData:
@@ -104,7 +108,7 @@ def prepare(dataset: Dataset) -> PeerData:
     renumber = np.full(dataset.num_items, -1, dtype=np.int64)
     renumber[used] = np.arange(len(used))
     return PeerData(dataset.name, [renumber[s] for s in kept], len(used),
-                    len(dataset.sequences) - len(kept), dataset.num_items - len(used))
+                    len(dataset.sequences) - len(kept), dataset.num_items - len(used), used)
 
 
 def load(name: str, root: str | Path | None = None) -> PeerData:
@@ -214,10 +218,20 @@ def run_recbole(data: PeerData, settings: PeerSettings, python: Path, workdir: P
                "checkpoint_dir": str(workdir / "checkpoints"), "threads": settings.threads,
                "config": recbole_config(settings)}
     (workdir / "settings.json").write_text(json.dumps(payload, indent=2))
-    log, result = workdir / "recbole.log", workdir / "recbole-result.json"
-    command = [str(python), str(RUNNER), str(workdir / "settings.json"), str(result)]
-    threads = str(settings.threads)
-    env = {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "PYTHONWARNINGS": "ignore"}
+    peer = run_runner("RecBole", python, RUNNER, workdir, settings.threads, say)
+    for epoch in peer["epochs"]:
+        epoch["valid"] = _raysid_names(epoch["valid"])
+    row = _row("RecBole", peer["epochs"], peer["fit_s"], _raysid_names(peer["test"]), peer["train_samples"])
+    return row | {"masks_history": peer["masks_history"], "versions": peer["versions"],
+                  "counts": {"users": peer["users"], "items": peer["items"], "samples": peer["samples"]}}
+
+
+def run_runner(name: str, python: Path, runner: Path, workdir: Path, threads: int, say: Say = print) -> dict:
+    """Run a peer's ``runner`` script on ``workdir/settings.json`` with its environment's ``python``, passing
+    its stdout lines to ``say`` and its stderr to ``workdir/NAME.log``; the RESULT it wrote, parsed."""
+    log, result = workdir / f"{name.lower()}.log", workdir / f"{name.lower()}-result.json"
+    command = [str(python), str(runner), str(workdir / "settings.json"), str(result)]
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "PYTHONWARNINGS": "ignore"}
     with open(log, "w") as stderr:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=workdir,
                                    env={**_environment(), **env})
@@ -225,14 +239,9 @@ def run_recbole(data: PeerData, settings: PeerSettings, python: Path, workdir: P
             say(line.rstrip())
     if process.wait() != 0:
         last = [line for line in log.read_text().splitlines() if line.strip()][-1:] or ["no output"]
-        raise PeerRunError(f"RecBole's run failed (exit {process.returncode}): {last[0]}; log: {log}; "
+        raise PeerRunError(f"{name}'s run failed (exit {process.returncode}): {last[0]}; log: {log}; "
                            f"rerun: {shlex.join(command)}")
-    peer = json.loads(result.read_text())
-    for epoch in peer["epochs"]:
-        epoch["valid"] = _raysid_names(epoch["valid"])
-    row = _row("RecBole", peer["epochs"], peer["fit_s"], _raysid_names(peer["test"]), peer["train_samples"])
-    return row | {"masks_history": peer["masks_history"], "versions": peer["versions"],
-                  "counts": {"users": peer["users"], "items": peer["items"], "samples": peer["samples"]}}
+    return json.loads(result.read_text())
 
 
 def _raysid_names(metrics: dict[str, float]) -> dict[str, float]:
@@ -324,15 +333,15 @@ def protocol_notes(result: dict) -> str:
     ])
 
 
-def write_outputs(result: dict, out: Path, command: list[str]) -> tuple[Path, Path]:
-    """``peers.md`` (table, notes, command, provenance) and ``peers.json`` (everything) under ``out``."""
+def write_outputs(result: dict, out: Path, command: list[str], note: str = "") -> tuple[Path, Path]:
+    """``peers.md`` (table, notes, ``note``, command, provenance) and ``peers.json`` (everything) under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     provenance = collect(result["settings"]["threads"])
-    full = result | {"command": shlex.join(command), "provenance": provenance}
+    full = result | {"command": shlex.join(command), "provenance": provenance} | ({"note": note} if note else {})
     markdown = out / "peers.md"
     markdown.write_text(
         f"# raysid vs RecBole SASRec on {result['dataset']['name']}\n\n{format_table(result['rows'])}\n\n"
-        f"{protocol_notes(result)}\n\nCommand: `{shlex.join(command)}`\n\n"
+        f"{protocol_notes(result)}\n\n" + (f"{note}\n\n" if note else "") + f"Command: `{shlex.join(command)}`\n\n"
         f"Provenance: {', '.join(f'{k} {v}' for k, v in provenance.items())}; peers: "
         f"{', '.join(f'{k} {v}' for k, v in result['peer_versions'].items())}\n")
     data = out / "peers.json"

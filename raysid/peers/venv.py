@@ -1,9 +1,12 @@
-"""The peers' virtual environment: created once from ``requirements.txt``, reused while the pins are the same.
+"""The peers' virtual environments: each created once from its requirements file, reused while the pins are the same.
 
-The environment lives at ``--peers-venv`` / ``$RAYSID_PEERS_VENV``, else ``~/.cache/raysid/peers-venv``. A
-file ``raysid-peers.sha256`` inside it records the digest of the requirements it was installed from; a
-missing or different digest (an interrupted install, changed pins) installs again. Packages come from this
-machine's package index exactly as pinned, with ``--no-deps`` (the file lists the whole closure).
+Each peer has its own (``PeerEnvironment``): RecBole's lives at ``--peers-venv`` / ``$RAYSID_PEERS_VENV``, else
+``~/.cache/raysid/peers-venv``, installed from ``requirements.txt``; cornac's (the TIGER peer) at
+``--cornac-venv`` / ``$RAYSID_CORNAC_VENV``, else ``~/.cache/raysid/cornac-venv``, from
+``requirements-cornac.txt``. A file ``raysid-peers.sha256`` inside an environment records the digest of the
+requirements it was installed from; a missing or different digest (an interrupted install, changed pins)
+installs again. Packages come from this machine's package index exactly as pinned, with ``--no-deps`` (each
+file lists its whole closure).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
@@ -30,9 +34,26 @@ class PeerInstallError(RuntimeError):
     """Creating or installing the peers' environment failed; the message holds the command to rerun."""
 
 
-def venv_path(path: str | Path | None = None) -> Path:
-    """The peers' environment: ``path``, else ``$RAYSID_PEERS_VENV``, else ``~/.cache/raysid/peers-venv``."""
-    return Path(path or os.environ.get(VENV_ENV) or DEFAULT_VENV).expanduser().resolve()
+@dataclass(frozen=True)
+class PeerEnvironment:
+    """Where one peer's environment lives by default and what it is installed from."""
+
+    requirements: Path
+    default: str  # the folder when neither a path nor ``variable`` is given
+    variable: str  # the environment variable naming the folder
+    contents: str  # what the install message says it installs
+
+
+RECBOLE = PeerEnvironment(REQUIREMENTS, DEFAULT_VENV, VENV_ENV, "RecBole and torch CPU")
+CORNAC = PeerEnvironment(Path(__file__).with_name("requirements-cornac.txt"), "~/.cache/raysid/cornac-venv",
+                         "RAYSID_CORNAC_VENV", "cornac, transformers and torch CPU")
+CORNAC_RUNNER = Path(__file__).with_name("cornac_runner.py")
+
+
+def venv_path(path: str | Path | None = None, environment: PeerEnvironment = RECBOLE) -> Path:
+    """A peer's environment: ``path``, else ``$VARIABLE`` of ``environment``, else its default folder
+    (RecBole's: ``$RAYSID_PEERS_VENV``, else ``~/.cache/raysid/peers-venv``)."""
+    return Path(path or os.environ.get(environment.variable) or environment.default).expanduser().resolve()
 
 
 def python_of(venv: Path) -> Path:
@@ -43,9 +64,12 @@ def requirements_digest(requirements: Path = REQUIREMENTS) -> str:
     return hashlib.sha256(requirements.read_bytes()).hexdigest()
 
 
-def ensure_venv(path: str | Path | None = None, say: Say = print, requirements: Path = REQUIREMENTS) -> Path:
-    """The peers' python, creating and installing the environment first unless it is already installed."""
-    venv = venv_path(path)
+def ensure_venv(path: str | Path | None = None, say: Say = print, requirements: Path | None = None,
+                environment: PeerEnvironment = RECBOLE) -> Path:
+    """A peer's python, creating and installing its environment first unless it is already installed;
+    ``requirements`` replaces the environment's own file when given."""
+    venv = venv_path(path, environment)
+    requirements = requirements or environment.requirements
     marker, digest = venv / MARKER, requirements_digest(requirements)
     if marker.is_file() and marker.read_text().strip() == digest and python_of(venv).exists():
         say(f"peers: reusing the environment at {venv}")
@@ -55,7 +79,7 @@ def ensure_venv(path: str | Path | None = None, say: Say = print, requirements: 
         _run([sys.executable, "-m", "venv", str(venv)], say, "creating the peers' virtual environment")
     marker.unlink(missing_ok=True)
     count = sum(1 for line in requirements.read_text().splitlines() if line[:1].isalnum())  # pins, not hashes
-    say(f"peers: installing {count} pinned package{'s' * (count != 1)} from {requirements} (RecBole and torch CPU; a few minutes)")
+    say(f"peers: installing {count} pinned package{'s' * (count != 1)} from {requirements} ({environment.contents}; a few minutes)")
     install = [str(python_of(venv)), "-m", "pip", "install", "--no-deps", "--disable-pip-version-check",
                "-r", str(requirements)]
     _run(install, say, "installing the peers")
