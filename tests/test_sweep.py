@@ -1,6 +1,7 @@
 """The real sweep: local Ray Tune, a real MLflow SQLite store, Polars report; then a cached re-run."""
 
 import json
+import re
 
 import numpy as np
 import polars as pl
@@ -31,10 +32,14 @@ def tiny_study(tmp_path, tiny_overrides):
     return parse_study(data, str(tmp_path / "tiny-ratio.yaml"))
 
 
-def test_sweep_runs_on_ray_tracks_mlflow_and_writes_the_report(ray_local, tiny_study, tmp_path):
+def test_sweep_runs_on_ray_tracks_mlflow_and_writes_the_report(ray_local, tiny_study, tmp_path, capfd):
     settings = SweepSettings(results_dir=tmp_path / "results", smoke=True, progress=False)
     outcome = run_sweep(tiny_study, settings)
     assert not outcome.failed
+    lines = [line for line in capfd.readouterr().out.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == ["[1/4", "[2/4", "[3/4", "[4/4"]  # without the bar: a line a trial
+    assert all(re.fullmatch(r"\[\d/4\] ratio=(1:3|3:1) seed=[01]: done, valid/ndcg@10 \d\.\d{4}, \d+ s into the sweep", line)
+               for line in lines), lines
     trials = pl.read_parquet(outcome.report["trials"])
     assert trials.height == 4
     assert sorted(zip(trials["ratio"], trials["seed"])) == [("1:3", 0), ("1:3", 1), ("3:1", 0), ("3:1", 1)]

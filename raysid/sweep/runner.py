@@ -288,7 +288,7 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
 def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, sweep_id: str) -> tune.Tuner:
     tracking = MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root,
                               sweep_id=sweep_id, cache=settings.cache_location, owns_store=settings.tracking_uri is None)
-    progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress)
+    progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress, metric=study.metric)
     return tune.Tuner(
         fn,
         param_space=param_space(study, settings.smoke),
