@@ -54,11 +54,15 @@ def test_set_applies_yaml_values_and_names_a_folder_of_its_own():
     assert changed.name.startswith("musicrec-ratio-set-") and changed.name != study.name
     assert with_settings(study, ["recommender.epochs=7"]).name != with_settings(study, ["recommender.epochs=8"]).name
     assert with_settings(study, []) is study
+    sections = load_study("fusid-recommendation")  # its labelled axis sets whole tokenizer and recommender sections
+    with pytest.raises(ConfigError, match="tokenizer.codebook_size is set by the study's axes"):
+        with_settings(sections, ["tokenizer.codebook_size=32"])
 
 
 @pytest.mark.parametrize("setting, expected", [
     ("recommender.epochs", "expected KEY=VALUE"),
     ("tokenizer.shared_levels=2", "tokenizer.shared_levels is set by the study's axes"),
+    ("tokenizer={kind: rqvae}", "tokenizer is set by the study's axes"),  # a section holding an axis key
     ("recommender.epochs=many", "recommender.epochs"),
     ("recommender.no_such_key=1", "unknown key 'no_such_key'"),
 ])

@@ -304,7 +304,7 @@ def with_settings(study: Study, settings: Sequence[str]) -> Study:
     A setting the axes also set is refused (the axes would overwrite it in every trial)."""
     updates = dict(_parse_setting(item) for item in settings)
     axis_keys = {key for axis in study.axes for key in _axis_keys(axis)}
-    clash = sorted(set(updates) & axis_keys)
+    clash = sorted(key for key in updates if any(_overlap(key, set_by_axis) for set_by_axis in axis_keys))
     require(not clash, "--set", f"{', '.join(clash)} is set by the study's axes; choose the axis value instead")
     if not updates:
         return study
@@ -319,6 +319,11 @@ def _parse_setting(item: str) -> tuple[str, Any]:
         return key.strip(), yaml.safe_load(text)
     except yaml.YAMLError as error:
         raise ConfigError(f"--set {key.strip()}: {text!r} is not a YAML value ({error.problem})") from None
+
+
+def _overlap(path: str, other: str) -> bool:
+    """Whether setting one dotted path changes the other (equal, or one a section holding the other)."""
+    return path == other or path.startswith(f"{other}.") or other.startswith(f"{path}.")
 
 
 def _axis_keys(axis: Axis) -> set[str]:
