@@ -58,6 +58,7 @@ class SweepProgress(tune.Callback):
         result = self.finals.pop(trial.trial_id, {})
         if self.enabled:
             return
+        outcome = "stopped early" if outcome == "done" and not result else outcome  # by the scheduler, or a stop signal
         value = result.get(self.metric)
         shown = f", {self.metric} {value:.4f}" if isinstance(value, (int, float)) and outcome == "done" else ""
         cached = " (cached)" if result.get("cached/result") else ""
