@@ -134,10 +134,10 @@ def test_failed_peer_install_names_the_command_to_rerun(tmp_path):
     assert lines[1].startswith("peers: installing 1 pinned package from")
 
 
-def index_reachable() -> bool:
-    """Whether this machine's package index serves RecBole 1.2.1 (pip download of the wheel alone)."""
+def index_reachable(requirement: str = "recbole==1.2.1") -> bool:
+    """Whether this machine's package index serves ``requirement`` (pip download of the wheel alone)."""
     with __import__("tempfile").TemporaryDirectory() as folder:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", folder, "recbole==1.2.1"]
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", folder, requirement]
         try:
             return subprocess.run(command, capture_output=True, timeout=120).returncode == 0
         except subprocess.TimeoutExpired:

@@ -2,8 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +27,7 @@ from raysid.peers.tiger import (
     training_samples,
 )
 from raysid.peers.venv import CORNAC, MARKER, requirements_digest, venv_path
+from test_bench_peers import index_reachable
 
 TINY = TigerSettings(levels=2, codebook_size=4, latent_dim=8, hidden_dims=(32,), tokenizer_epochs=3,
                      tokenizer_batch_size=16, d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8,
@@ -156,23 +155,13 @@ def test_raysid_row_counts_steps_and_ranks_every_item(tmp_path):
     assert math.isclose(hits, round(hits), abs_tol=1e-6)
 
 
-def cornac_reachable() -> bool:
-    """Whether this machine's package index serves cornac 3.0.1 (pip download of the wheel alone)."""
-    with __import__("tempfile").TemporaryDirectory() as folder:
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", folder, "cornac==3.0.1"]
-        try:
-            return subprocess.run(command, capture_output=True, timeout=120).returncode == 0
-        except subprocess.TimeoutExpired:
-            return False
-
-
 @pytest.mark.slow
 def test_bench_peers_tiger_prints_both_rows_on_an_imported_dataset(tmp_path):
     """The whole command: cornac's environment (installed once under ~/.cache/raysid, or $RAYSID_CORNAC_VENV),
     raysid and cornac on 10 items with a beam of 10, where HR@10 must be 1 on both sides."""
     venv = venv_path(None, CORNAC)
     installed = (venv / MARKER).is_file() and (venv / MARKER).read_text().strip() == requirements_digest(CORNAC.requirements)
-    if not installed and not cornac_reachable():
+    if not installed and not index_reachable("cornac==3.0.1"):
         pytest.skip("the package index is unreachable: cannot install cornac (pip download cornac==3.0.1 failed)")
     root, out = imported(tmp_path, users=24, items=10), tmp_path / "out"
     arguments = ["bench", "peers", "--peer", "tiger", "--dataset", "tiny", "--root", str(root), "--out", str(out),
