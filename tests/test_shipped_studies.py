@@ -1,9 +1,10 @@
 """Every shipped study runs end to end through the real sweep path (load, --dataset/--set as the CLI applies
-them, Ray Tune, the stages, MLflow, the report): once on a tiny catalog, and once with --dataset on small
+them, Ray Tune, the stages, MLflow, the report): once as shipped on tiny data (the catalog studies on a tiny
+catalog, the MPD studies on a tiny MPD import under the name they read), and once with --dataset on small
 datasets this test imports with the real importers (an MPD playlist file; a Spotify skip log for the study
-measured on played/skipped feedback). Each run is one point of the study (the last value of every axis on
-the catalog, the first on the import; one Optuna sample), shrunk by the study's smoke overrides plus the
-tiny sizes below, so the whole file takes a few minutes on 2 cores."""
+measured on played/skipped feedback). Each run is one point of the study (the first value of every axis as
+shipped, the last with --dataset; one Optuna sample), shrunk by the study's smoke overrides plus the tiny
+sizes below, so the whole file takes a few minutes on 2 cores."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import pytest
 
 from cli.main import _variant
 from conftest import TINY
-from raysid.config import ConfigError
 from raysid.data.importers import import_dataset
 from raysid.data.importers.store import save_import
 from raysid.sweep.runner import SweepSettings, run_sweep
@@ -33,6 +33,8 @@ SHRINK = {  # conftest's TINY plus the sizes of the tokenizers and recommenders 
     "recommender.hidden_size": 16, "recommender.max_length": 12, "recommender.beam_size": 20,  # >= evaluation.ks
     "evaluation.epoch_users": 20,
 }
+LAST_MODALITIES = {  # the tokenizer's modalities at the last label on the MPD import (text, playlist_text, cooccurrence)
+    "3mtoken-quantizer": ["cooccurrence"], "3mtoken-modality-ablation": ["text", "playlist_text", "cooccurrence"]}
 VIEW = ["dataset.min_item_count=1", "dataset.min_length=3", "dataset.max_sequences=0",
         "dataset.cooccurrence={dim: 8, epochs: 1}"]  # the imports below are small: keep all of them
 
@@ -85,9 +87,9 @@ def test_every_shipped_study_runs_as_shipped_on_tiny_data(path, ray_local, resul
     imported = study.base.get("dataset", {}).get("source") == "imported"
     if imported:  # as shipped, but with the root written out (trial workers do not see RAYSID_DATA_DIR)
         study = _variant(str(path), settings=[f"dataset.root={imports}"])
-    trials = run_one(one_point(study, -1, imported), results)
-    for axis in study.axes:  # the row is the study's last point
-        assert axis.kind not in ("grid", "choice") or trials[axis.name][0] == axis.values[-1]
+    trials = run_one(one_point(study, 0, imported), results)
+    for axis in study.axes:  # the row is the study's first point
+        assert axis.kind not in ("grid", "choice") or trials[axis.name][0] == axis.values[0]
     assert trials["config.dataset.name" if imported else "config.dataset.num_tracks"][0] == (
         "mpd-5365" if imported else TINY["dataset.num_tracks"])
 
@@ -135,18 +137,10 @@ def imports(tmp_path_factory) -> Path:
 def test_every_shipped_study_runs_with_dataset(path, ray_local, results, imports):
     feedback = "auc" in load_study(path).metric  # measured on played/skipped feedback: the skip log
     name = "skips" if feedback else "playlists"
-    study = one_point(_variant(str(path), name, settings=VIEW), 0, imported=True)
+    study = one_point(_variant(str(path), name, settings=VIEW), -1, imported=True)
     trials = run_one(study, results)
     assert study.name.startswith(f"{path.stem}-{name}-set-")
     assert trials["config.dataset.name"][0] == name and trials["config.dataset.source"][0] == "imported"
-    chosen = json.loads(trials["config.tokenizer.modalities"][0]) if "config.tokenizer.modalities" in trials.columns else []
-    given = ["audio", "categorical", "cooccurrence"] if feedback else ["text", "playlist_text", "cooccurrence"]
-    assert set(chosen) <= set(given)  # modality axes follow the data: 3mtoken's first label is its first modality
-    if "modality" in trials.columns or "modalities" in trials.columns:
-        assert chosen == given[:1]
+    if path.stem in LAST_MODALITIES:  # the last label names the import's modalities, not the catalog's
+        assert json.loads(trials["config.tokenizer.modalities"][0]) == LAST_MODALITIES[path.stem]
 
-
-def test_a_study_on_feedback_fails_at_load_on_data_without_it(imports):
-    with pytest.raises(ConfigError, match=r"semantic-ids-k-vs-h.yaml: metric: valid/auc is the stratified AUC over "
-                                          r"played/skipped feedback, which dataset 'playlists' does not have"):
-        _variant("semantic-ids-k-vs-h", "playlists")

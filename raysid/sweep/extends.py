@@ -18,6 +18,7 @@ key. ``!delete`` must name a key the parent has. This module reads YAML only: no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -45,13 +46,20 @@ class StudyLoader(yaml.SafeLoader):
 
 
 StudyLoader.add_constructor("!delete", lambda loader, node: DELETE)
+_TAG_BEFORE_FLOW_END = re.compile(r"!delete(?=[,\]}])")  # `{key: !delete}`, `[!delete]`
 
 
 def read_yaml(path: Path) -> Any:
+    """A study file's mapping; invalid YAML fails in one line naming the file and where."""
+    text = _TAG_BEFORE_FLOW_END.sub("!delete ", Path(path).read_text())  # PyYAML needs a space after a tag
     try:
-        return yaml.load(Path(path).read_text(), Loader=StudyLoader) or {}
+        return yaml.load(text, Loader=StudyLoader) or {}
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML: {error.problem or error.context}{where}") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
 
 
 def resolve_extends(data: Mapping[str, Any], source: str, find: Callable[[str], Path],

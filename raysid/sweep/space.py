@@ -14,6 +14,9 @@ search: {algorithm: grid, scheduler: none}
 report: {rows: [ratio], metrics: [test/ndcg@10], best: test/ndcg@10}
 smoke: {dataset.num_tracks: 300}                              # overrides applied by --smoke
 ```
+A study may say ``extends: OTHER`` and state only what differs (raysid.sweep.extends). Axes may name
+modalities relative to the data (``{modality}`` labels, ``all`` / ``all-but-NAME`` lists; see MODALITY
+below), so that ``retarget_study`` (``--dataset``) moves a study onto an import with other modalities.
 Loading fails with a message that names the file, the bad key and the valid choices.
 """
 
@@ -159,6 +162,14 @@ def load_study(name_or_path: str | Path) -> Study:
     """Load and validate a study YAML; every grid point must build a valid TrialConfig."""
     path = find_study(str(name_or_path))
     return parse_study(read_yaml(path), str(path))
+
+
+def self_contained(name_or_path: str | Path) -> str:
+    """The study's YAML with its ``extends`` chain merged in: a file that loads without its parents (what a
+    job submitted to a cluster runs)."""
+    path = find_study(str(name_or_path))
+    data, _ = resolve_extends(read_yaml(path), str(path), find_study)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def changes_from_parent(source: str) -> list[tuple[str, str, Any, Any]]:
