@@ -194,26 +194,20 @@ def studies() -> None:
 @app.command()
 def show(
     study: Annotated[str, typer.Argument(help="Study name or YAML path.")],
-    smoke: bool = False,
+    smoke: Annotated[bool, typer.Option(help="Resolve the first trial with the study's smoke overrides.")] = False,
     preset: Annotated[Optional[str], typer.Option(help="Show it with its T5/GPT-2 at a named preset (as sweep --preset).")] = None,
     dataset: Annotated[Optional[str], typer.Option(help="Show it on this imported dataset (as sweep --dataset).")] = None,
     settings: Annotated[list[str], typer.Option("--set", help="KEY=VALUE: set a config key for every trial (repeatable), e.g. --set dataset.modalities=[text,cooccurrence] or --set recommender.epochs=10 (as sweep --set).")] = [],
 ) -> None:
-    """Print a study's axes, seeds, trial count and the resolved config of its first trial."""
-    from raysid.config import flatten
-    from raysid.pipeline import trial_config_dict
-    from raysid.sweep.runner import count_trials
+    """What a study is: its axes and grid points (or Optuna search space), trial counts with and without
+    --smoke, what it changes from the study it extends, and the resolved config of its first trial."""
+    from cli.show import print_study
 
     try:
         loaded = _variant(study, dataset, preset, settings)
     except ConfigError as error:
         fail(str(error))
-    console.print(f"[bold]{loaded.name}[/bold] ({loaded.source}): {loaded.description.strip()}")
-    for axis in loaded.axes:
-        console.print(f"  axis {axis.name}: {axis.kind} {list(axis.values)}")
-    console.print(f"  seeds {list(loaded.seeds_for(smoke))}, metric {loaded.metric} ({loaded.mode}), {count_trials(loaded, smoke)} trials")
-    for key, value in flatten(trial_config_dict(loaded.resolve(loaded.first_point(), smoke))).items():
-        console.print(f"    {key} = {value}")
+    print_study(loaded, smoke, console)
 
 
 @app.command()

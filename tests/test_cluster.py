@@ -260,14 +260,14 @@ def raysid(head, *args, timeout=600, check=True):
 
 
 def write_study(folder: Path, name: str, tiny: dict, ratios=("1:3", "3:1"), seeds=(0,)) -> Path:
-    """musicrec-ratio shrunk: the given ratios and seeds, TINY sizes as smoke overrides."""
-    data = yaml.safe_load(find_study("musicrec-ratio").read_text())
-    data["name"] = name
-    data["axes"]["ratio"]["grid"] = {r: data["axes"]["ratio"]["grid"][r] for r in ratios}
-    data["seeds"] = list(seeds)
-    data["smoke"] = tiny
+    """musicrec-ratio shrunk, as a study that extends it (submit ships it with its parent merged in): the
+    given ratios and seeds, TINY sizes as smoke overrides."""
+    labels = yaml.safe_load(find_study("musicrec-ratio").read_text())["axes"]["ratio"]["grid"]
+    deleted = "".join(f"        '{label}': !delete\n" for label in labels if label not in ratios)
     path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
+    smoke = "".join(f"  {key}: {json.dumps(value)}\n" for key, value in tiny.items())
+    path.write_text(f"extends: musicrec-ratio\nname: {name}\naxes:\n  ratio:\n    grid:\n{deleted}"
+                    f"seeds: {list(seeds)}\nsmoke:\n  seeds: !delete\n{smoke}")
     return path
 
 

@@ -82,3 +82,58 @@ def test_show_prints_the_set_and_retargeted_config(tmp_path):
     assert "dataset.name = toy" in text and "musicrec-ratio-toy-set-" in text
     result = CliRunner().invoke(app, ["show", "musicrec-ratio", "--set", "recommender.epochs"])
     assert result.exit_code == 2 and "--set: expected KEY=VALUE" in " ".join(result.output.split())
+
+
+def _labels(study, axis: str) -> dict:
+    found = next(a for a in study.axes if a.name == axis)
+    return {label: setting.get("tokenizer.modalities", setting.get("features.modalities")) for label, setting in found.settings.items()}
+
+
+def test_modality_axes_follow_the_data_they_run_on(tmp_path):
+    """{modality} labels and all / all-but-NAME lists spell out the catalog's text, audio, tags as the
+    studies once listed them, and the modalities of an import on --dataset and --set."""
+    study = load_study("3mtoken-modality-ablation")
+    assert _labels(study, "modalities") == {
+        "text": ["text"], "audio": ["audio"], "tags": ["tags"], "without-text": ["audio", "tags"],
+        "without-audio": ["text", "tags"], "without-tags": ["text", "audio"], "all": ["text", "audio", "tags"]}
+    root = _toy(tmp_path)
+    moved = retarget_study(study, "toy", root)
+    assert _labels(moved, "modalities") == {
+        "text": ["text"], "playlist_text": ["playlist_text"], "cooccurrence": ["cooccurrence"],
+        "without-text": ["playlist_text", "cooccurrence"], "without-playlist_text": ["text", "cooccurrence"],
+        "without-cooccurrence": ["text", "playlist_text"], "all": ["text", "playlist_text", "cooccurrence"]}
+    assert moved.resolve({"modalities": "without-text", "seed": 0}).tokenizer.modalities == ("playlist_text", "cooccurrence")
+    narrowed = with_settings(moved, ["dataset.modalities=[cooccurrence, text]"])
+    assert list(_labels(narrowed, "modalities")) == ["cooccurrence", "text", "without-cooccurrence", "without-text", "all"]
+    assert _labels(retarget_study(load_study("musicrec-ablation"), "toy", root), "variant")["w/o playlist_text ids"] == [
+        "text", "cooccurrence"]
+    assert list(_labels(retarget_study(load_study("3mtoken-quantizer"), "toy", root), "modality")) == [
+        "text", "playlist_text", "cooccurrence"]
+
+
+@pytest.mark.parametrize("axis, modalities, expected", [
+    ({"grid": {"x": {"tokenizer.modalities": ["all-but-lyrics"]}}}, [],
+     r"s.yaml: axes.m.x: tokenizer.modalities: 'all-but-lyrics': 'lyrics' is not a modality of the trials' features \(text, playlist_text, cooccurrence\)"),
+    ({"grid": {"without-{modality}": {"tokenizer.modalities": ["all-but-{modality}"]}}}, ["cooccurrence"],
+     r"s.yaml: axes.m.without-cooccurrence: tokenizer.modalities: \['all-but-cooccurrence'\] leaves no modality: the trials' features hold only cooccurrence"),
+    ({"grid": {"audio": {"tokenizer.modalities": ["audio"]}}}, [],
+     r"s.yaml: axes.m=audio: tokenizer.modalities names 'audio', which dataset 'toy' does not give the features \(they hold: text, playlist_text, cooccurrence\)"),
+    ({"grid": {"{modality}": {"tokenizer.modalities": ["{modality}"]}, "text": {}}}, [],
+     r"s.yaml: axes.m: label 'text' appears twice once \{modality\} is spelled out"),
+])
+def test_modality_names_the_data_cannot_give_fail_at_load(tmp_path, axis, modalities, expected):
+    dataset = {"source": "imported", "name": "toy", "root": _toy(tmp_path), "modalities": modalities}
+    with pytest.raises(ConfigError, match=expected) as caught:
+        parse_study({"name": "s", "base": {"recommender": {"kind": "none"}, "dataset": dataset,
+                                           "tokenizer": {"kind": "kmeans", "codebook_size": 4}},
+                     "axes": {"m": axis}, "metric": "sid/cur"}, "s.yaml")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_study_on_feedback_fails_at_load_on_data_without_it(tmp_path):
+    root = _toy(tmp_path)
+    with pytest.raises(ConfigError, match=r"semantic-ids-k-vs-h.yaml: metric: valid/auc is the stratified AUC over "
+                                          r"played/skipped feedback, which dataset 'toy' does not have; run it on data"):
+            retarget_study(load_study("semantic-ids-k-vs-h"), "toy", root)
+    with pytest.raises(ConfigError, match=r"valid/auc is the stratified AUC .* which the built-in catalog does not have"):
+        with_settings(load_study("semantic-ids-k-vs-h"), ["dataset.skips={enabled: false}"])

@@ -215,9 +215,7 @@ def _fitting_trials(config: TrialConfig) -> int:
 
 
 def count_trials(study: Study, smoke: bool = False) -> int:
-    if study.search.algorithm == "grid":
-        return len(study.grid_points(smoke)) * study.search.num_samples
-    return study.search.num_samples
+    return study.trial_count(smoke)
 
 
 def experiment_name(study: Study, smoke: bool) -> str:

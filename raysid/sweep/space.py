@@ -14,6 +14,9 @@ search: {algorithm: grid, scheduler: none}
 report: {rows: [ratio], metrics: [test/ndcg@10], best: test/ndcg@10}
 smoke: {dataset.num_tracks: 300}                              # overrides applied by --smoke
 ```
+A study may say ``extends: OTHER`` and state only what differs (raysid.sweep.extends). Axes may name
+modalities relative to the data (``{modality}`` labels, ``all`` / ``all-but-NAME`` lists; see MODALITY
+below), so that ``retarget_study`` (``--dataset``) moves a study onto an import with other modalities.
 Loading fails with a message that names the file, the bad key and the valid choices.
 """
 
@@ -21,9 +24,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import itertools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -31,10 +35,11 @@ from typing import Any, Literal
 import yaml
 
 from raysid.config import ConfigError, build, override, require, stable_hash
-from raysid.data.importers.source import ImportedConfig
-from raysid.data.importers.store import dataset_folder
+from raysid.data.importers.source import ImportedConfig, parse_dataset_config
+from raysid.data.importers.store import dataset_folder, read_info
 from raysid.pipeline import TrialConfig, parse_trial_config
 from raysid.results import ReportLayout
+from raysid.sweep.extends import NOT_INHERITED, changes, read_yaml, resolve_extends
 
 AXIS_KINDS = ("grid", "choice", "uniform", "loguniform", "int")
 STUDY_DIRS = (Path.cwd() / "search_spaces", Path(__file__).resolve().parents[2] / "search_spaces")
@@ -89,6 +94,8 @@ class Study:
     smoke: Mapping[str, Any]
     smoke_seeds: tuple[int, ...] = ()
     source: str = "<memory>"
+    parent: str = ""  # the file this study extends ("" when it extends none)
+    axes_spec: Mapping[str, Any] = field(default_factory=dict)  # the axes as written, before modality expansion
 
     def seeds_for(self, smoke: bool) -> tuple[int, ...]:
         """The seeds of a run: the smoke section may name fewer."""
@@ -109,13 +116,19 @@ class Study:
         options = [axis.values for axis in self.axes]
         return [dict(zip([*names, "seed"], combo)) for combo in itertools.product(*options, self.seeds_for(smoke))]
 
+    def trial_count(self, smoke: bool = False) -> int:
+        """Trials a sweep runs: grid points x seeds (x num_samples), or Optuna's num_samples."""
+        if self.search.algorithm == "grid":
+            return len(self.grid_points(smoke)) * self.search.num_samples
+        return self.search.num_samples
+
     def first_point(self) -> dict[str, Any]:
         """The point of every axis's first value (a range's low end) and the first seed."""
         return {axis.name: axis.values[0] for axis in self.axes} | {"seed": self.seeds[0]}
 
 
 STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # a study names its results folder: no path in it
-STUDY_KEYS = ("name", "description", "base", "axes", "seeds", "metric", "mode", "search", "report", "smoke")
+STUDY_KEYS = ("name", "description", "base", "axes", "seeds", "metric", "mode", "search", "report", "smoke", "extends")
 
 
 def find_study(name_or_path: str) -> Path:
@@ -139,7 +152,7 @@ def list_studies() -> dict[str, str]:
     for folder in STUDY_DIRS:
         for path in sorted(folder.glob("*.yaml")) if folder.exists() else ():
             try:
-                found.setdefault(path.stem, load_study(path).description.strip().splitlines()[0])
+                found.setdefault(path.stem, (load_study(path).description.strip().splitlines() or [""])[0])
             except ConfigError as error:
                 found.setdefault(path.stem, f"INVALID: {error}")
     return found
@@ -148,15 +161,30 @@ def list_studies() -> dict[str, str]:
 def load_study(name_or_path: str | Path) -> Study:
     """Load and validate a study YAML; every grid point must build a valid TrialConfig."""
     path = find_study(str(name_or_path))
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    return parse_study(data, str(path))
+    return parse_study(read_yaml(path), str(path))
+
+
+def self_contained(name_or_path: str | Path) -> str:
+    """The study's YAML with its ``extends`` chain merged in: a file that loads without its parents (what a
+    job submitted to a cluster runs)."""
+    path = find_study(str(name_or_path))
+    data, _ = resolve_extends(read_yaml(path), str(path), find_study)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def changes_from_parent(source: str) -> list[tuple[str, str, Any, Any]]:
+    """What study file ``source`` changes relative to the study it extends, both merged over their chains:
+    (sign, key path, parent's value, this study's value), sign "+" added, "-" deleted, "~" changed."""
+    data, parent = resolve_extends(read_yaml(Path(source)), source, find_study)
+    if not parent:
+        return []
+    inherited, _ = resolve_extends(read_yaml(Path(parent)), parent, find_study)
+    return [change for change in changes(inherited, data) if change[1] not in NOT_INHERITED]
 
 
 def parse_study(data: Mapping[str, Any], source: str) -> Study:
-    require(isinstance(data, Mapping), source, "expected a mapping at the top level")
+    """A study from its mapping (merged over the study it ``extends``, see raysid.sweep.extends)."""
+    data, parent = resolve_extends(data, source, find_study)
     unknown = sorted(set(data) - set(STUDY_KEYS))
     require(not unknown, source, f"unknown key(s) {', '.join(map(repr, unknown))}; valid keys are: {', '.join(STUDY_KEYS)}")
     require("name" in data, source, "missing key 'name'")
@@ -167,7 +195,8 @@ def parse_study(data: Mapping[str, Any], source: str) -> Study:
         require(isinstance(data.get(key) or {}, Mapping), f"{source}: {key}",
                 f"expected a mapping, got {type(data.get(key)).__name__} {data.get(key)!r}")
     search = build(SearchConfig, data.get("search"), f"{source}: search")
-    axes = tuple(_parse_axis(name, spec, f"{source}: axes.{name}") for name, spec in (data.get("axes") or {}).items())
+    axes_spec = dict(data.get("axes") or {})
+    axes = _parse_axes(axes_spec, data.get("base") or {}, source)
     seeds = _parse_seeds(data.get("seeds", [0]), f"{source}: seeds")
     smoke = dict(data.get("smoke") or {})
     smoke_seeds = _parse_seeds(smoke.pop("seeds"), f"{source}: smoke.seeds") if "seeds" in smoke else ()
@@ -177,7 +206,7 @@ def parse_study(data: Mapping[str, Any], source: str) -> Study:
         name=name, description=str(data.get("description", "")), base=dict(data.get("base") or {}),
         axes=axes, seeds=seeds, metric=str(data.get("metric", "")), mode=mode, search=search,
         report=_parse_report(data.get("report") or {}, axes, mode, f"{source}: report"),
-        smoke=smoke, smoke_seeds=smoke_seeds, source=source,
+        smoke=smoke, smoke_seeds=smoke_seeds, source=source, parent=parent, axes_spec=axes_spec,
     )
     study = study if study.metric else dataclasses.replace(study, metric=_default_metric(study))
     _check_points(study)
@@ -189,7 +218,13 @@ def _default_metric(study: Study) -> str:
     return "retrieval/hit@10" if study.resolve(study.first_point()).recommender_kind == "none" else "valid/ndcg@10"
 
 
-def _parse_axis(name: str, spec: Any, where: str) -> Axis:
+def _parse_axes(spec: Mapping[str, Any], base: Mapping[str, Any], source: str) -> tuple[Axis, ...]:
+    """The axes, their modality names spelled out for the base's dataset (read only when an axis uses them)."""
+    names = functools.cache(lambda: feature_modalities(base, source))
+    return tuple(_parse_axis(name, axis, f"{source}: axes.{name}", names) for name, axis in spec.items())
+
+
+def _parse_axis(name: str, spec: Any, where: str, modalities: Callable[[], tuple[str, ...]]) -> Axis:
     require(isinstance(spec, Mapping) and len(spec) == 1, where, f"expected one of {', '.join(AXIS_KINDS)} with its values, got {spec!r}")
     kind, values = next(iter(spec.items()))
     require(kind in AXIS_KINDS, where, f"unknown axis kind {kind!r}; valid kinds are: {', '.join(AXIS_KINDS)}")
@@ -197,6 +232,7 @@ def _parse_axis(name: str, spec: Any, where: str) -> Axis:
         if isinstance(values, Mapping):
             require(len(values) > 0, where, "a labelled grid needs at least one label")
             settings = {str(label): dict(v or {}) for label, v in values.items()}
+            settings = _per_modality(settings, modalities, where)
             return Axis(name, kind, tuple(settings), settings)
         require(isinstance(values, list) and len(values) > 0, where, f"expected a non-empty list of values, got {values!r}")
         return Axis(name, kind, tuple(values))
@@ -207,6 +243,87 @@ def _parse_axis(name: str, spec: Any, where: str) -> Axis:
     low, high = (float(v) if kind != "int" else int(v) for v in values)
     require(low < high and (kind != "loguniform" or low > 0), where, f"expected 0 < low < high for {kind}, got {values!r}")
     return Axis(name, kind, (low, high))
+
+
+# --- modality names a study writes relative to its data ---------------------------------------------
+# A study written for the catalog's text, audio and tags runs on data with other modalities when its axes
+# name them relatively: a label holding MODALITY is repeated once per modality the trials' features hold
+# (MODALITY replaced in the label and in its values), and in a modality list ALL stands for every one of
+# them, ALL_BUT + NAME for every one but NAME, in the dataset's order.
+MODALITY = "{modality}"
+ALL, ALL_BUT = "all", "all-but-"
+MODALITY_LISTS = ("features.modalities", "tokenizer.modalities")  # config paths whose lists may use ALL, ALL_BUT
+
+
+def _per_modality(settings: dict[str, dict[str, Any]], modalities: Callable[[], tuple[str, ...]],
+                  where: str) -> dict[str, dict[str, Any]]:
+    """A labelled axis's settings with MODALITY labels repeated per modality and modality lists spelled out."""
+    expanded: dict[str, dict[str, Any]] = {}
+    for label, values in settings.items():
+        for name in modalities() if MODALITY in label else (None,):
+            concrete = label.replace(MODALITY, name) if name else label
+            require(concrete not in expanded, where, f"label {concrete!r} appears twice once {MODALITY} is spelled out")
+            filled = _filled(values, name) if name else values
+            expanded[concrete] = _spelled_out(filled, modalities, f"{where}.{concrete}")
+    return expanded
+
+
+def _filled(value: Any, name: str) -> Any:
+    """``value`` with MODALITY replaced by ``name`` in every string."""
+    if isinstance(value, str):
+        return value.replace(MODALITY, name)
+    if isinstance(value, Mapping):
+        return {key: _filled(item, name) for key, item in value.items()}
+    return [_filled(item, name) for item in value] if isinstance(value, list) else value
+
+
+def _spelled_out(value: Any, modalities: Callable[[], tuple[str, ...]], where: str, path: str = "") -> Any:
+    """``value`` (a label's settings) with ALL and ALL_BUT entries of its modality lists replaced."""
+    if isinstance(value, Mapping):
+        return {key: _spelled_out(item, modalities, where, f"{path}.{key}" if path else str(key))
+                for key, item in value.items()}
+    if not (isinstance(value, list) and path in MODALITY_LISTS):
+        return value
+    names: list[Any] = []
+    for entry in value:
+        left_out = entry[len(ALL_BUT):] if isinstance(entry, str) and entry.startswith(ALL_BUT) else None
+        if left_out is not None and left_out not in modalities():
+            raise ConfigError(f"{where}: {path}: {entry!r}: {left_out!r} is not a modality of the trials' features "
+                              f"({', '.join(modalities())})")
+        names += list(modalities()) if entry == ALL else [m for m in modalities() if m != left_out] if left_out else [entry]
+    if value and not names:
+        raise ConfigError(f"{where}: {path}: {value} leaves no modality: the trials' features hold only "
+                          f"{', '.join(modalities())}")
+    return names
+
+
+def feature_modalities(base: Mapping[str, Any], source: str) -> tuple[str, ...]:
+    """The modalities the trials' features hold, which MODALITY, ALL and ALL_BUT range over: the base's
+    ``features.modalities`` when it lists them, else its dataset's."""
+    features = base.get("features")
+    chosen = features.get("modalities") if isinstance(features, Mapping) else None
+    if chosen:
+        return tuple(chosen)
+    dataset = parse_dataset_config(base.get("dataset"), f"{source}: config.dataset")
+    if isinstance(dataset, ImportedConfig) and not dataset.modalities:
+        dataset.folder()  # an import not made yet fails here, naming the datasets that exist
+    return dataset_modalities(dataset)
+
+
+def dataset_modalities(dataset: Any) -> tuple[str, ...]:
+    """The modalities a trial's dataset gives its features: the catalog's text, audio and tags; an import's
+    ``dataset.modalities``, else its kind's defaults that the import supplies; () while it is not imported."""
+    if not isinstance(dataset, ImportedConfig):
+        return CATALOG_MODALITIES
+    if dataset.modalities:
+        return dataset.modalities
+    try:
+        meta = read_info(dataset.folder())["meta"]
+    except ConfigError:  # not imported (yet): its trials fail at the dataset stage, naming it
+        return ()
+    from raysid.features.modalities import default_modalities
+
+    return default_modalities(meta)
 
 
 def _parse_seeds(seeds: Any, where: str) -> tuple[int, ...]:
@@ -241,9 +358,11 @@ def _check_points(study: Study) -> None:
             point = dict(first, **{axis.name: value})
             if axis.kind == "int":
                 point[axis.name] = int(value)
-            study.resolve(point)
-            study.resolve(point, smoke=True)
+            label = f"axes.{axis.name}={value}"
+            _check_modality_names(study.resolve(point), f"{study.source}: {label}")
+            _check_modality_names(study.resolve(point, smoke=True), f"{study.source}: {label} (smoke)")
     config = study.resolve(first)
+    _check_feedback(study, config)
     known = known_metrics(config)
     examples = [m for m in ("valid/ndcg@10", "test/hr@5", "retrieval/hit@10", "sid/conflict_rate") if m in known]
     require(study.metric in known, f"{study.source}: metric",
@@ -252,6 +371,40 @@ def _check_points(study: Study) -> None:
     require(study.search.scheduler != "asha" or epoch_metric, f"{study.source}: search.scheduler",
             f"asha needs {study.metric} every epoch; set base.evaluation.epoch_users (validation users ranked after "
             "each recommender epoch, e.g. 200) and a valid/ metric")
+
+
+def _check_modality_names(config: TrialConfig, where: str) -> None:
+    """The modalities a trial names are ones its data gives (an import not made yet is not checked)."""
+    given = dataset_modalities(config.dataset)
+    chosen = config.features.modalities
+    tokenizer = getattr(config.tokenizer, "modalities", ())  # the tokenizers that pick modalities have this key
+    for key, names, held in (("features.modalities", chosen, given), ("tokenizer.modalities", tokenizer, chosen or given)):
+        missing = [name for name in names if name not in held]
+        if given and missing:
+            raise ConfigError(f"{where}: {key} names {', '.join(map(repr, missing))}, which {_data_name(config.dataset)} "
+                              f"does not give the features (they hold: {', '.join(held)})")
+
+
+def _check_feedback(study: Study, config: TrialConfig) -> None:
+    """A study measured on played/skipped feedback (the stratified AUC) needs data that has it."""
+    if "auc" not in study.metric.split("/")[-1] or _has_feedback(config.dataset):
+        return
+    raise ConfigError(f"{study.source}: metric: {study.metric} is the stratified AUC over played/skipped feedback, which "
+                      f"{_data_name(config.dataset)} does not have; run it on data with feedback (the catalog with "
+                      "dataset.skips.enabled: true, or a spotify-skip import)")
+
+
+def _has_feedback(dataset: Any) -> bool:
+    if not isinstance(dataset, ImportedConfig):
+        return dataset.skips.enabled
+    try:
+        return (dataset.folder() / "feedback.npz").is_file()
+    except ConfigError:  # not imported (yet): its trials fail at the dataset stage, naming it
+        return True
+
+
+def _data_name(dataset: Any) -> str:
+    return f"dataset {dataset.name or dataset.path!r}" if isinstance(dataset, ImportedConfig) else "the built-in catalog"
 
 
 CATALOG_MODALITIES = ("text", "audio", "tags")
@@ -331,5 +484,7 @@ def _axis_keys(axis: Axis) -> set[str]:
 
 
 def _checked(study: Study) -> Study:
+    """The study with its axes spelled out again for its (new) base, every point checked."""
+    study = dataclasses.replace(study, axes=_parse_axes(study.axes_spec, study.base, study.source) if study.axes_spec else study.axes)
     _check_points(study)
     return study

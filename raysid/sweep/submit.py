@@ -71,7 +71,7 @@ class Submission:
 
 def submit_study(submission: Submission, address: str) -> str:
     """Submit ``submission`` to the job server at ``address``; returns the job (submission) id."""
-    from raysid.sweep.space import find_study, load_study  # imports the pipeline (torch): only to submit
+    from raysid.sweep.space import find_study, load_study, self_contained  # imports the pipeline (torch): only to submit
 
     study = load_study(submission.study)  # a broken study fails here, not on the cluster
     source = find_study(submission.study)
@@ -79,7 +79,7 @@ def submit_study(submission: Submission, address: str) -> str:
     root = Path(__file__).resolve().parents[2]
     with tempfile.TemporaryDirectory(prefix="raysid-job-") as folder, tempfile.TemporaryDirectory(prefix="raysid-code-") as code:
         study_file = f"{source.stem}.yaml"
-        shutil.copy(source, Path(folder) / study_file)
+        (Path(folder) / study_file).write_text(self_contained(source))  # its parents merged in: the job has no search_spaces/
         runtime_env = {
             "working_dir": folder,
             "py_modules": [str(stage_package(root / package, Path(code))) for package in PACKAGES],
