@@ -457,7 +457,9 @@ def bench_peers(
     batch_size: Annotated[int, typer.Option(help="SASRec: training samples per step.")] = 128,
     eval_batch_size: Annotated[int, typer.Option(help="SASRec: users per evaluation batch.")] = 256,
     learning_rate: Annotated[float, typer.Option(help="SASRec: Adam learning rate.")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="Seed of both sides.")] = 0,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of both sides (default 0).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="SASRec: comma-separated seeds, e.g. 0,1,2: both sides run once per seed, and the table adds raysid − RecBole per test metric with its 95% t-interval over the seeds and each seed's time ratio (in place of --seed).")] = None,
+    raysid: Annotated[list[str], typer.Option("--raysid", help="SASRec: KEY=VALUE, an option of raysid's side only (repeatable): samples, norm, activation, feed_forward_dropout, init_std, layer_norm_eps, position_alignment; e.g. --raysid norm=post.")] = [],
     tiger_set: Annotated[list[str], typer.Option("--tiger-set", help="TIGER: KEY=VALUE, a setting of both TIGER sides (repeatable), e.g. --tiger-set epochs=5 --tiger-set codebook_size=128; the keys are listed in the README's peer benchmark section.")] = [],
     out: Annotated[Optional[Path], typer.Option(help="Folder for peers.md/peers.json (SASRec) and tiger.md/tiger.json (TIGER); default results/bench-peers/DATASET and results/bench-peers/DATASET-tiger.")] = None,
     peers_venv: Annotated[Optional[Path], typer.Option(envvar="RAYSID_PEERS_VENV", help="RecBole's virtual environment, created and installed on first use (default ~/.cache/raysid/peers-venv).")] = None,
@@ -474,36 +476,50 @@ def bench_peers(
 
     Each peer runs in a virtual environment of its own, installed from raysid/peers/requirements.txt (RecBole) or requirements-cornac.txt (cornac) the first time.
     """
-    from raysid.bench_peers import PeerRunError, PeerSettings
+    from raysid.bench_peers import PeerRunError, PeerSettings, parse_raysid_options, parse_seeds
     from raysid.peers.venv import PeerInstallError
 
     if peer not in ("sasrec", "tiger", "all"):
         fail(f"--peer: unknown comparison {peer!r}; valid ones are: sasrec, tiger, all")
+    if seed is not None and seeds is not None:
+        fail("--seed and --seeds: give one of them (--seeds 0,1,2 runs each seed)")
     say = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
     try:
+        runs = parse_seeds(seeds) if seeds is not None else None
+        seed = runs[0] if runs else (seed or 0)
         settings = PeerSettings(hidden_size=hidden_size, num_layers=num_layers, num_heads=num_heads, max_length=max_length,
                                 dropout=dropout, batch_size=batch_size, eval_batch_size=eval_batch_size,
                                 learning_rate=learning_rate, epochs=epochs,
                                 patience=patience, threads=threads, seed=seed)
+        options = parse_raysid_options(raysid)
         from raysid.peers.tiger import parse_tiger_settings
 
         tiger = parse_tiger_settings(tiger_set, threads, seed)
         if peer in ("sasrec", "all"):
-            _bench_sasrec(dataset, settings, root, out, peers_venv, note, say)
+            _bench_sasrec(dataset, settings, root, out, peers_venv, note, say, options, runs)
         if peer in ("tiger", "all"):
             _bench_tiger(dataset, tiger, root, out, cornac_venv, note, say, cache_dir)
     except (ConfigError, PeerInstallError, PeerRunError) as error:
         fail(str(error))
 
 
-def _bench_sasrec(dataset: str, settings, root: Optional[Path], out: Optional[Path], venv: Optional[Path], note: str, say) -> None:
-    from raysid.bench_peers import command_line, format_table, peers_benchmark, protocol_notes, write_outputs
+def _bench_sasrec(dataset: str, settings, root: Optional[Path], out: Optional[Path], venv: Optional[Path], note: str, say,
+                 options: dict, seeds: Optional[tuple[int, ...]]) -> None:
+    from raysid.bench_peers import (
+        command_line,
+        format_comparison,
+        format_table,
+        peers_benchmark,
+        protocol_notes,
+        write_outputs,
+    )
 
-    result = peers_benchmark(dataset, settings, root, venv, say=say)
-    for text in (format_table(result["rows"]), protocol_notes(result)):
+    result = peers_benchmark(dataset, settings, root, venv, say=say, options=options, seeds=seeds)
+    for text in (format_table(result["rows"]), format_comparison(result), protocol_notes(result)):
         say(text)
     out = out or Path("results") / "bench-peers" / dataset
-    markdown, data = write_outputs(result, out, command_line(dataset, settings, root=root, out=out, peers_venv=venv), note)
+    command = command_line(dataset, settings, options, seeds, root=root, out=out, peers_venv=venv)
+    markdown, data = write_outputs(result, out, command, note)
     say(f"wrote {markdown} and {data}")
 
 

@@ -19,11 +19,18 @@ timestamp:float, the timestamp being the item's position in its user's sequence,
 raysid's order); its config is ``eval_args`` split LS valid_and_test, order TO, mode full. It runs in the
 peers' own environment (``raysid.peers.venv``) as a subprocess of ``raysid/peers/recbole_runner.py``.
 
-What stays different, and is reported: RecBole trains on every prefix of every user's training sequence
-with the loss at its last position (samples per epoch = training interactions - users); raysid trains one
-window per user with the loss at every position. RecBole's SASRec is post-norm with GELU; raysid's is
-pre-norm with ReLU; both feed-forward layers are hidden_size wide (RecBole's ``inner_size`` is set so).
-Neither masks a user's history items at evaluation (RecBole's flag is read from its own test loader).
+What stays different, and is reported: by default raysid's SASRec is the SASRec paper's (one window per
+user with the loss at every position, pre-norm, ReLU, dropout inside the feed-forward, torch's
+initialisation, newest item at the last position), RecBole's is not (every prefix of every training
+sequence with the loss at its last position, so samples per epoch = training interactions - users;
+post-norm, GELU, ...). ``--raysid KEY=VALUE`` sets those options of raysid's side (``RAYSID_OPTIONS``;
+``RECBOLE_ARCHITECTURE`` holds RecBole's values of each), and the notes list the ones still different.
+Both feed-forward layers are hidden_size wide (RecBole's ``inner_size`` is set so). Neither masks a
+user's history items at evaluation (RecBole's flag is read from its own test loader).
+
+``--seeds`` runs both sides once per seed and adds, per test metric, the paired difference raysid −
+RecBole over the seeds with its 95% t-interval (``raysid.paired``), and each seed's ratio of the times to
+the best validation epoch.
 raysid's SASRec is called directly over item ids (``raysid.recommenders.sasrec.SASRec``), not through
 ``run_trial``, whose tokenizer stage would demand a feature matrix that an id-only SASRec never reads.
 """
@@ -37,25 +44,32 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
-from raysid.config import require
+from raysid.config import ConfigError, build, require
 from raysid.data.dataset import Dataset, EvalSet
 from raysid.data.importers.store import dataset_folder
 from raysid.data.splits import leave_one_out
 from raysid.metrics.ranking import ranking_metrics
+from raysid.paired import PairedDifference, paired_values
 from raysid.peers.venv import RUNNER, ensure_venv
 from raysid.provenance import collect
-from raysid.recommenders.sasrec import SASRec, SASRecConfig
+from raysid.recommenders.sasrec import SASRec, SASRecConfig, training_data
 
 KS = (5, 10)
 STOP_METRIC = "ndcg@10"
+TEST_METRICS = ("hr@5", "hr@10", "ndcg@5", "ndcg@10")
 MIN_LENGTH = 4  # see the module docstring
 Say = Callable[[str], None]
+# RecBole 1.2.1's SASRec in raysid's SASRecConfig options: what --raysid KEY=VALUE may set on raysid's side
+RECBOLE_ARCHITECTURE = {"samples": "prefixes", "norm": "post", "activation": "gelu", "feed_forward_dropout": False,
+                        "init_std": 0.02, "layer_norm_eps": 1e-12, "position_alignment": "first"}
+RAYSID_OPTIONS = tuple(RECBOLE_ARCHITECTURE)
 
 
 class PeerRunError(RuntimeError):
@@ -130,17 +144,52 @@ def write_atomic(data: PeerData, folder: Path) -> Path:
 # ------------------------------------------------------------------------------------------------- raysid
 
 
-def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print) -> dict:
-    """raysid's SASRec over item ids: per-epoch validation, best epoch restored, test at full ranking."""
-    splits = leave_one_out(data.sequences)
-    config = SASRecConfig(
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``--seeds 0,1,2`` -> (0, 1, 2): distinct integers >= 0, at least one."""
+    parts = [part.strip() for part in text.split(",")]
+    require(all(part.isdigit() for part in parts), "--seeds", f"expected integers >= 0 separated by commas, got {text!r}")
+    seeds = tuple(int(part) for part in parts)
+    require(len(set(seeds)) == len(seeds), "--seeds", f"each seed once, got {text!r}")
+    return seeds
+
+
+def parse_raysid_options(items: list[str]) -> dict:
+    """{option: value} from ``--raysid KEY=VALUE`` strings (YAML values), each one of ``RAYSID_OPTIONS`` and
+    valid for ``SASRecConfig``; an unknown key or a bad value fails in one line naming it."""
+    options = {}
+    for item in items:
+        key, sep, text = (part.strip() for part in item.partition("="))
+        require(bool(sep) and bool(key), "--raysid", f"expected KEY=VALUE, got {item!r}")
+        require(key in RAYSID_OPTIONS, f"--raysid {key}",
+                f"not an option of raysid's side; valid ones are: {', '.join(RAYSID_OPTIONS)}")
+        try:
+            options[key] = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"--raysid {key}: {text!r} is not a YAML value ({error.problem})") from None
+    try:
+        config = build(SASRecConfig, options, "--raysid")  # YAML values coerced and validated as in a config
+    except ConfigError as error:  # "--raysid.norm: ..." or "collaborative.init_std: ...": name the option
+        message = str(error).replace("--raysid.", "--raysid ").replace(f"{SASRecConfig.section}.", "--raysid ")
+        raise ConfigError(message) from None
+    return {key: getattr(config, key) for key in options}
+
+
+def raysid_config(settings: PeerSettings, options: dict | None = None) -> SASRecConfig:
+    """raysid's SASRec for ``settings``: the shared sizes and protocol, plus ``options`` of its own."""
+    return SASRecConfig(
         hidden_size=settings.hidden_size, num_layers=settings.num_layers, num_heads=settings.num_heads,
         max_length=settings.max_length, dropout=settings.dropout, epochs=settings.epochs,
         batch_size=settings.batch_size, learning_rate=settings.learning_rate, loss="cross_entropy",
         item_representation="id", device="cpu", seed=settings.seed,
         patience=settings.patience or settings.epochs,  # 0: never stop, but still test the best epoch
-        stop_metric=f"valid/{STOP_METRIC}", stop_mode="max",
+        stop_metric=f"valid/{STOP_METRIC}", stop_mode="max", **(options or {}),
     )
+
+
+def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print, options: dict | None = None) -> dict:
+    """raysid's SASRec over item ids: per-epoch validation, best epoch restored, test at full ranking."""
+    splits = leave_one_out(data.sequences)
+    config = raysid_config(settings, options)
     previous = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
@@ -153,7 +202,8 @@ def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print) -> dict
         test = ranking_metrics(model.recommend(splits.test.histories, max(KS)), splits.test.targets, KS)
     finally:
         torch.set_num_threads(previous)
-    samples = sum(1 for s in splits.train if len(s) >= 2)  # one window per user of two or more items
+    played = [np.ones(len(s), dtype=np.int8) for s in splits.train]
+    samples = len(training_data(splits.train, played, config.max_length, config.loss, config.samples))
     return _row("raysid", tracker.epochs, fit_seconds, test, samples)
 
 
@@ -264,7 +314,7 @@ def _row(name: str, epochs: list[dict], fit_seconds: float, test: dict[str, floa
         "implementation": name, "seconds_per_epoch": fit_seconds / len(epochs),
         "train_seconds_per_epoch": sum(e["train_s"] for e in epochs) / len(epochs), "epochs_run": len(epochs),
         "best_epoch": best["epoch"], "seconds_to_best": best["wall_s"], "best_valid_ndcg@10": best["valid"]["ndcg@10"],
-        **{f"test_{key}": float(test[key]) for key in ("hr@5", "hr@10", "ndcg@5", "ndcg@10")},
+        **{f"test_{key}": float(test[key]) for key in TEST_METRICS},
         "samples_per_epoch": samples, "epochs": epochs,
     }
 
@@ -278,13 +328,70 @@ COLUMNS = (("implementation", "implementation", "{}"), ("s/epoch", "seconds_per_
 
 
 def format_table(rows: list[dict]) -> str:
-    """A markdown table, one row per implementation, and the raysid/RecBole ratio of time to the best epoch."""
-    lines = ["| " + " | ".join(title for title, _, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(form.format(row[key]) for _, key, form in COLUMNS) + " |" for row in rows]
-    by_name = {row["implementation"]: row for row in rows}
-    if {"raysid", "RecBole"} <= set(by_name):
-        ratio = by_name["raysid"]["seconds_to_best"] / by_name["RecBole"]["seconds_to_best"]
-        lines.append(f"\nraysid / RecBole time to the best validation epoch: {ratio:.2f}")
+    """A markdown table, one row per implementation (and seed, when there are several), and the raysid/RecBole
+    ratio of the times to the best validation epoch (one per seed)."""
+    seeds = sorted({row.get("seed", 0) for row in rows})
+    columns = ((("seed", "seed", "{}"),) if len(seeds) > 1 else ()) + COLUMNS
+    lines = ["| " + " | ".join(title for title, _, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(form.format(row[key]) for _, key, form in columns) + " |" for row in rows]
+    ratios = time_ratios(rows)
+    if len(ratios) == 1:
+        lines.append(f"\nraysid / RecBole time to the best validation epoch: {next(iter(ratios.values())):.2f}")
+    elif ratios:
+        lines.append("\nraysid / RecBole time to the best validation epoch, per seed: "
+                     + ", ".join(f"seed {seed} {ratio:.2f}" for seed, ratio in ratios.items()))
+    return "\n".join(lines)
+
+
+def _pairs(rows: list[dict]) -> dict[int, tuple[dict, dict]]:
+    """{seed: (raysid's row, RecBole's row)} for the seeds that have both."""
+    by = {(row.get("seed", 0), row["implementation"]): row for row in rows}
+    seeds = sorted({seed for seed, _ in by})
+    return {seed: (by[seed, "raysid"], by[seed, "RecBole"]) for seed in seeds
+            if (seed, "raysid") in by and (seed, "RecBole") in by}
+
+
+def time_ratios(rows: list[dict]) -> dict[int, float]:
+    """{seed: raysid's seconds to its best validation epoch / RecBole's}."""
+    return {seed: ours["seconds_to_best"] / theirs["seconds_to_best"] for seed, (ours, theirs) in _pairs(rows).items()}
+
+
+def paired_differences(rows: list[dict]) -> list[PairedDifference]:
+    """raysid − RecBole on each test metric over the seeds, with the 95% t-interval of ``raysid.paired``."""
+    pairs = _pairs(rows)
+    return [paired_values("raysid", "RecBole", f"test_{metric}",
+                          {seed: ours[f"test_{metric}"] for seed, (ours, _) in pairs.items()},
+                          {seed: theirs[f"test_{metric}"] for seed, (_, theirs) in pairs.items()})
+            for metric in TEST_METRICS]
+
+
+def comparison(rows: list[dict]) -> dict:
+    """What the rows say about raysid against RecBole: paired differences, time ratios, the issue's bar per seed."""
+    pairs = _pairs(rows)
+    ratios = time_ratios(rows)
+    return {
+        "paired": [asdict(d) | {"verdict": d.verdict} for d in paired_differences(rows)],
+        "time_ratios": {str(seed): ratio for seed, ratio in ratios.items()},
+        "raysid_at_least_recbole": {str(seed): all(ours[f"test_{m}"] >= theirs[f"test_{m}"] for m in TEST_METRICS)
+                                    for seed, (ours, theirs) in pairs.items()},
+        "time_ratio_at_most_half": {str(seed): ratio <= 0.5 for seed, ratio in ratios.items()},
+    }
+
+
+def format_comparison(result: dict) -> str:
+    """The paired differences (a markdown table) and the per-seed verdicts of the issue's bar."""
+    compared = result["comparison"]
+    seeds = len(compared["time_ratios"])
+    lines = [f"raysid − RecBole over {seeds} seed{'s' * (seeds != 1)} (mean and 95% t-interval of the paired "
+             "differences; an interval that excludes 0 separates):", "",
+             "| test metric | mean | 95% interval | verdict |", "|---|---|---|---|"]
+    for d in compared["paired"]:
+        interval = "n/a (one seed)" if d["low"] is None else f"[{d['low']:+.4f}, {d['high']:+.4f}]"
+        lines.append(f"| {d['metric'][5:]} | {d['mean']:+.4f} | {interval} | {d['verdict']} |")
+    at_least = compared["raysid_at_least_recbole"]
+    half = compared["time_ratio_at_most_half"]
+    lines += ["", f"raysid ≥ RecBole on every test metric: {sum(at_least.values())} of {len(at_least)} seeds; "
+              f"raysid's time to the best validation epoch ≤ 0.5 × RecBole's: {sum(half.values())} of {len(half)} seeds."]
     return "\n".join(lines)
 
 
@@ -292,25 +399,47 @@ def format_table(rows: list[dict]) -> str:
 
 
 def peers_benchmark(name: str, settings: PeerSettings, root: str | Path | None = None, venv: str | Path | None = None,
-                    say: Say = print) -> dict:
-    """Both rows on dataset ``name``: the peers' environment is made ready first, then raysid, then RecBole."""
+                    say: Say = print, options: dict | None = None, seeds: tuple[int, ...] | None = None) -> dict:
+    """Both rows on dataset ``name`` for each of ``seeds`` (default: ``settings.seed``): the peers' environment is
+    made ready first, then per seed raysid (with ``options``, see ``RAYSID_OPTIONS``), then RecBole."""
+    seeds = tuple(seeds or (settings.seed,))
     data = load(name, root)
     python = ensure_venv(venv, say)
     say(f"dataset {name}: {len(data.sequences):,} users, {data.num_items:,} items "
         f"({data.left_out_users:,} users under {MIN_LENGTH} items and {data.left_out_items:,} items left out)")
-    rows = [run_raysid(data, settings, say)]
-    with tempfile.TemporaryDirectory(prefix="raysid-peers-") as folder:
-        rows.append(run_recbole(data, settings, python, Path(folder), say))
-    recbole = rows[1]
+    rows = []
+    for seed in seeds:
+        run = replace(settings, seed=seed)
+        if len(seeds) > 1:
+            say(f"seed {seed}")
+        rows.append(run_raysid(data, run, say, options) | {"seed": seed})
+        with tempfile.TemporaryDirectory(prefix="raysid-peers-") as folder:
+            rows.append(run_recbole(data, run, python, Path(folder), say) | {"seed": seed})
+    recbole, first = rows[1], replace(settings, seed=seeds[0])
     return {
         "dataset": {"name": name, "users": len(data.sequences), "items": data.num_items,
                     "interactions": int(sum(len(s) for s in data.sequences)),
                     "left_out_users": data.left_out_users, "left_out_items": data.left_out_items},
-        "settings": asdict(settings), "rows": rows, "recbole_config": recbole_config(settings),
+        "settings": asdict(first), "seeds": list(seeds), "raysid_options": dict(options or {}),
+        "raysid_config": asdict(raysid_config(first, options)), "rows": rows, "recbole_config": recbole_config(first),
+        "comparison": comparison(rows),
         "history_masking": {"RecBole": recbole["masks_history"], "raysid": False},
         "early_stopping": {"RecBole": settings.patience > 0, "raysid": settings.patience > 0},
         "peer_versions": recbole["versions"],
     }
+
+
+def architecture_notes(options: dict) -> str:
+    """Which of RecBole's architecture and sample choices raysid's side runs with, and which differ."""
+    config = raysid_config(PeerSettings(), options)
+    same = [key for key in RAYSID_OPTIONS if getattr(config, key) == RECBOLE_ARCHITECTURE[key]]
+    different = [f"{key} {getattr(config, key)} (RecBole: {RECBOLE_ARCHITECTURE[key]})"
+                 for key in RAYSID_OPTIONS if key not in same]
+    return ("architecture and samples (raysid's SASRecConfig): " + (
+        f"as RecBole's: {', '.join(f'{k} {getattr(config, k)}' for k in same)}; " if same else "")
+        + (f"different: {', '.join(different)}" if different else "nothing different") + ". "
+        "samples window: one per user, loss at every position; prefixes: every prefix of each training "
+        "sequence, loss at its last position (RecBole's). Both feed-forward layers are hidden-size wide.")
 
 
 def protocol_notes(result: dict) -> str:
@@ -319,17 +448,17 @@ def protocol_notes(result: dict) -> str:
     s, stopping = result["settings"], result["early_stopping"]
     rule = f"after {s['patience']} epochs without a better valid NDCG@10"
     stops = [f"{name} stops {rule}" if stopping[name] else f"{name} runs every epoch" for name in ("raysid", "RecBole")]
+    seeds = result.get("seeds", [s["seed"]])
     return "\n".join([
         f"protocol: leave-one-out (last item test, second-to-last valid), full ranking over {result['dataset']['items']:,} "
         f"items, hidden {s['hidden_size']}, {s['num_layers']} layers, {s['num_heads']} heads, max length "
         f"{s['max_length']}, dropout {s['dropout']}, cross-entropy, batch {s['batch_size']}, Adam lr {s['learning_rate']}, "
         f"at most {s['epochs']} epochs ({', '.join(stops)}; each tests its best validation epoch), "
-        f"{s['threads']} thread(s) each, one after the other.",
+        f"{s['threads']} thread(s) each, one after the other, seed{'s' * (len(seeds) > 1)} "
+        f"{', '.join(map(str, seeds))} (both sides).",
         f"history items at evaluation: RecBole {masks} them (read from its own test loader); raysid does not mask "
         "them either (it ranks every item).",
-        "samples per epoch: RecBole trains every prefix of each training sequence (loss at its last position); "
-        "raysid one window per user (loss at every position). RecBole's SASRec is post-norm/GELU, raysid's "
-        "pre-norm/ReLU; both feed-forward layers are hidden-size wide.",
+        architecture_notes(result.get("raysid_options", {})),
     ])
 
 
@@ -341,6 +470,7 @@ def write_outputs(result: dict, out: Path, command: list[str], note: str = "") -
     markdown = out / "peers.md"
     markdown.write_text(
         f"# raysid vs RecBole SASRec on {result['dataset']['name']}\n\n{format_table(result['rows'])}\n\n"
+        f"{format_comparison(result)}\n\n"
         f"{protocol_notes(result)}\n\n" + (f"{note}\n\n" if note else "") + f"Command: `{shlex.join(command)}`\n\n"
         f"Provenance: {', '.join(f'{k} {v}' for k, v in provenance.items())}; peers: "
         f"{', '.join(f'{k} {v}' for k, v in result['peer_versions'].items())}\n")
@@ -349,12 +479,19 @@ def write_outputs(result: dict, out: Path, command: list[str], note: str = "") -
     return markdown, data
 
 
-def command_line(dataset: str, settings: PeerSettings, **paths: Path | None) -> list[str]:
-    """The ``raysid bench peers`` command that repeats this run: every setting spelled out, then ``paths``
-    (``root``, ``out``, ``peers_venv``) that were given."""
+def command_line(dataset: str, settings: PeerSettings, options: dict | None = None, seeds: tuple[int, ...] | None = None,
+                 **paths: Path | None) -> list[str]:
+    """The ``raysid bench peers`` command that repeats this run: every setting spelled out (``--seeds`` in place
+    of ``--seed`` when given), each ``--raysid`` option, then ``paths`` (``root``, ``out``, ``peers_venv``) that
+    were given."""
     command = ["raysid", "bench", "peers", "--dataset", dataset]
     for name, value in asdict(settings).items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
+        if name == "seed" and seeds:
+            command += ["--seeds", ",".join(map(str, seeds))]
+        else:
+            command += [f"--{name.replace('_', '-')}", str(value)]
+    for key, value in (options or {}).items():
+        command += ["--raysid", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
     for name, value in paths.items():
         command += [] if value is None else [f"--{name.replace('_', '-')}", str(value)]
     return command

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,21 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from raysid.bench_peers import PeerSettings, format_table, prepare, run_raysid, write_atomic
+from raysid.bench_peers import (
+    RAYSID_OPTIONS,
+    RECBOLE_ARCHITECTURE,
+    TEST_METRICS,
+    PeerSettings,
+    command_line,
+    comparison,
+    format_comparison,
+    format_table,
+    parse_raysid_options,
+    prepare,
+    raysid_config,
+    run_raysid,
+    write_atomic,
+)
 from raysid.cache_manifest import PACKAGE, code_files
 from raysid.data.dataset import Dataset
 from raysid.data.importers import import_dataset
@@ -83,6 +98,83 @@ def test_raysid_row_is_counted_from_its_epochs(tmp_path):
     assert row["seconds_to_best"] == row["epochs"][row["best_epoch"] - 1]["wall_s"] > 0
     assert row["samples_per_epoch"] == 40  # one window per user: every training part has >= 2 items
     check_metrics(row, users=40)
+
+
+def test_raysid_options_reach_raysid_side_only(tmp_path):
+    """``--raysid samples=prefixes``: raysid trains every prefix, n - 1 samples of a training part of n items."""
+    dataset, _, _ = imported(tmp_path, users=40, items=25)
+    data = prepare(dataset)
+    row = run_raysid(data, dataclasses.replace(TINY, epochs=1), print, parse_raysid_options(["samples=prefixes"]))
+    train_items = sum(len(s) for s in data.sequences) - 2 * 40  # leave-one-out holds out two items per user
+    assert row["samples_per_epoch"] == train_items - 40
+    config = raysid_config(TINY, parse_raysid_options([f"{k}={v}" for k, v in RECBOLE_ARCHITECTURE.items()]))
+    assert {k: getattr(config, k) for k in RAYSID_OPTIONS} == RECBOLE_ARCHITECTURE
+    assert (config.hidden_size, config.max_length, config.seed) == (TINY.hidden_size, TINY.max_length, TINY.seed)
+
+
+def seed_rows(values: dict[str, list[float]], seconds: dict[str, list[float]]) -> list[dict]:
+    """Table rows of raysid and RecBole for seeds 0, 1, 2: every test metric ``values[name][seed]`` plus an
+    offset per metric, the time to the best epoch ``seconds[name][seed]``."""
+    rows = []
+    for seed in range(3):
+        for name in ("raysid", "RecBole"):
+            metrics = {f"test_{m}": values[name][seed] + offset for m, offset in zip(TEST_METRICS, (0.0, 0.1, -0.01, 0.05))}
+            rows.append({"implementation": name, "seed": seed, "seconds_per_epoch": 1.0, "train_seconds_per_epoch": 0.5,
+                         "epochs_run": 3, "best_epoch": 2, "seconds_to_best": seconds[name][seed],
+                         "best_valid_ndcg@10": 0.1, "samples_per_epoch": 10, **metrics})
+    return rows
+
+
+def test_paired_differences_and_time_ratios_over_seeds_by_hand():
+    rows = seed_rows({"raysid": [0.20, 0.25, 0.21], "RecBole": [0.19, 0.20, 0.20]},
+                     {"raysid": [10.0, 30.0, 12.0], "RecBole": [40.0, 50.0, 20.0]})
+    differences = [0.01, 0.05, 0.01]  # raysid − RecBole on every metric: mean 0.0233.., sample std 0.02309..
+    half = 4.302653 * statistics.stdev(differences) / math.sqrt(3)  # t(0.975, 2)
+    compared = comparison(rows)
+    assert [d["metric"] for d in compared["paired"]] == [f"test_{m}" for m in TEST_METRICS]
+    for d in compared["paired"]:
+        assert d["seeds"] == 3 and d["mean"] == pytest.approx(statistics.mean(differences), abs=1e-12)
+        assert (d["low"], d["high"]) == pytest.approx((d["mean"] - half, d["mean"] + half), abs=1e-6)
+        assert d["verdict"] == "does not separate"  # 0.0233 - 0.0574 < 0
+    assert compared["time_ratios"] == {"0": 0.25, "1": 0.6, "2": 0.6}
+    assert compared["raysid_at_least_recbole"] == {"0": True, "1": True, "2": True}
+    assert compared["time_ratio_at_most_half"] == {"0": True, "1": False, "2": False}
+    table = format_table(rows)
+    assert table.startswith("| seed | implementation |") and table.count("\n| 1 | RecBole |") == 1
+    assert table.endswith("per seed: seed 0 0.25, seed 1 0.60, seed 2 0.60")
+    text = format_comparison({"comparison": compared})
+    assert "| ndcg@10 | +0.0233 | [-0.0340, +0.0807] | does not separate |" in text
+    assert "3 of 3 seeds" in text and "≤ 0.5 × RecBole's: 1 of 3 seeds" in text
+
+
+def test_a_consistent_difference_separates():
+    rows = seed_rows({"raysid": [0.30, 0.31, 0.29], "RecBole": [0.20, 0.20, 0.20]},
+                     {"raysid": [1.0, 1.0, 1.0], "RecBole": [4.0, 4.0, 4.0]})
+    assert all(d["verdict"] == "separates" and d["low"] > 0 for d in comparison(rows)["paired"])
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--raysid", "norm=middle"], "--raysid norm: got 'middle'; valid choices are: 'pre', 'post'"),
+    (["--raysid", "hidden_size=8"], "--raysid hidden_size: not an option of raysid's side; valid ones are: samples,"),
+    (["--raysid", "init_std=-1"], "--raysid init_std: must be positive"),
+    (["--seeds", "0,x"], "--seeds: expected integers >= 0 separated by commas, got '0,x'"),
+    (["--seeds", "1,1"], "--seeds: each seed once"),
+    (["--seed", "1", "--seeds", "0,1"], "--seed and --seeds: give one of them"),
+])
+def test_bad_raysid_option_or_seeds_is_one_line(tmp_path, arguments, message):
+    result = CliRunner().invoke(app, ["bench", "peers", "--dataset", "nope", "--root", str(tmp_path), *arguments])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert "not found" not in result.output  # refused before the dataset is looked up
+
+
+def test_command_line_repeats_the_seeds_and_the_options():
+    command = command_line("office", TINY, {"norm": "post", "feed_forward_dropout": False, "layer_norm_eps": 1e-12},
+                           (0, 1, 2), out=Path("out"))
+    text = " ".join(command)
+    assert "--seeds 0,1,2" in text and "--seed " not in text and text.endswith("--out out")
+    assert "--raysid norm=post --raysid feed_forward_dropout=false --raysid layer_norm_eps=1e-12" in text
+    assert parse_raysid_options(["norm=post", "feed_forward_dropout=false", "layer_norm_eps=1e-12"]) == {
+        "norm": "post", "feed_forward_dropout": False, "layer_norm_eps": 1e-12}
 
 
 def test_raysid_stops_after_patience_epochs_without_a_better_validation(tmp_path):
@@ -156,23 +248,31 @@ def test_bench_peers_prints_both_rows_on_an_imported_dataset(tmp_path):
     out = tmp_path / "out"
     arguments = ["bench", "peers", "--dataset", "tiny", "--root", str(root), "--epochs", "2", "--patience", "1",
                  "--hidden-size", "16", "--num-layers", "1", "--max-length", "10", "--batch-size", "16",
-                 "--out", str(out)]
+                 "--seeds", "0,1", "--raysid", "samples=prefixes", "--raysid", "norm=post", "--out", str(out)]
     result = CliRunner().invoke(app, arguments)
     assert result.exit_code == 0, result.output
-    assert "| raysid |" in result.output and "| RecBole |" in result.output
-    assert "recbole epoch 1:" in result.output and "raysid / RecBole time to the best validation epoch" in result.output
+    assert "| 0 | raysid |" in result.output and "| 1 | RecBole |" in result.output
+    assert "recbole epoch 1:" in result.output and "time to the best validation epoch, per seed: seed 0" in result.output
+    assert "raysid − RecBole over 2 seeds" in result.output and "| hr@10 | +0.0000 |" in result.output
     saved = json.loads((out / "peers.json").read_text())
-    raysid, recbole = saved["rows"]
+    assert [(row["seed"], row["implementation"]) for row in saved["rows"]] == [
+        (0, "raysid"), (0, "RecBole"), (1, "raysid"), (1, "RecBole")]
     interactions = saved["dataset"]["interactions"]
-    assert recbole["counts"] == {"users": 30, "items": 10, "samples": interactions - 30}  # a user of n items: n - 1
-    assert recbole["samples_per_epoch"] == interactions - 3 * 30  # every prefix of the training parts
-    assert raysid["samples_per_epoch"] == 30
-    for row in (raysid, recbole):
-        check_metrics(row, users=30)
-        assert row["test_hr@10"] == 1.0 and row["test_ndcg@10"] >= 1 / math.log2(11)
-        assert 1 <= row["best_epoch"] <= row["epochs_run"] <= 2 and row["seconds_to_best"] > 0
+    for raysid, recbole in (saved["rows"][:2], saved["rows"][2:]):
+        assert recbole["counts"] == {"users": 30, "items": 10, "samples": interactions - 30}  # a user of n items: n - 1
+        assert recbole["samples_per_epoch"] == raysid["samples_per_epoch"] == interactions - 3 * 30  # every prefix
+        for row in (raysid, recbole):
+            check_metrics(row, users=30)
+            assert row["test_hr@10"] == 1.0 and row["test_ndcg@10"] >= 1 / math.log2(11)
+            assert 1 <= row["best_epoch"] <= row["epochs_run"] <= 2 and row["seconds_to_best"] > 0
+    assert saved["rows"][0]["test_ndcg@10"] != saved["rows"][2]["test_ndcg@10"]  # the seeds differ on raysid's side
+    assert set(saved["comparison"]["time_ratios"]) == {"0", "1"} and len(saved["comparison"]["paired"]) == 4
+    assert saved["raysid_options"] == {"samples": "prefixes", "norm": "post"}
+    assert saved["raysid_config"]["norm"] == "post" and saved["seeds"] == [0, 1]
     assert saved["history_masking"] == {"RecBole": False, "raysid": False}
     assert saved["early_stopping"] == {"RecBole": True, "raysid": True}
     assert saved["provenance"]["commit"] and saved["command"].startswith("raysid bench peers --dataset tiny --hidden-size 16")
-    assert f"--epochs 2 --patience 1 --threads 1 --seed 0 --root {root} --out {out}" in saved["command"]
-    assert "| RecBole |" in (out / "peers.md").read_text()
+    assert (f"--epochs 2 --patience 1 --threads 1 --seeds 0,1 --raysid samples=prefixes --raysid norm=post --root {root} "
+            f"--out {out}") in saved["command"]
+    text = (out / "peers.md").read_text()
+    assert "| 1 | RecBole |" in text and "as RecBole's: samples prefixes, norm post;" in text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -494,3 +495,205 @@ def test_scoring_unknown_items_names_the_session(trained) -> None:
 def test_bad_representation_config_names_the_field(cls, fields, key) -> None:
     with pytest.raises(ConfigError, match=key):
         build(cls, fields, cls.section)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"samples": "suffixes"}, "collaborative.samples: got 'suffixes'; valid choices are: 'window', 'prefixes'"),
+        ({"norm": "middle"}, "collaborative.norm: got 'middle'; valid choices are: 'pre', 'post'"),
+        ({"activation": "tanh"}, "collaborative.activation: got 'tanh'; valid choices are: 'relu', 'gelu'"),
+        ({"feed_forward_dropout": "no"}, "collaborative.feed_forward_dropout: expected true or false"),
+        ({"init_std": 0}, "collaborative.init_std: must be positive, or null"),
+        ({"layer_norm_eps": -1e-12}, "collaborative.layer_norm_eps: must be positive"),
+        ({"position_alignment": "middle"}, "collaborative.position_alignment: got 'middle'"),
+    ],
+)
+def test_bad_architecture_option_names_the_key(fields, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build(SASRecConfig, fields, SASRecConfig.section)
+
+
+# --- architecture and samples: the SASRec paper's defaults, RecBole's as options ---------------------
+
+# At main (a78c724), before these options existed, the default model below trained to these values:
+# (initial weights' sum and sum of squares, the three epochs' losses, trained weights' sum and sum of squares),
+# the attention key bias left out (its gradient is zero, so Adam moves it by float noise alone). On the
+# machine they were taken on (Intel Xeon, torch 2.13.0+cpu, one thread) the state-dict sha256 digests were
+# identical to main's as well (cross_entropy: b9a832c4… initial, a9e32979… trained; bce: 748408ab…, efa476b0…);
+# the test allows 1e-6 relative because other CPUs' kernels round differently.
+BEFORE_THE_OPTIONS = {
+    "cross_entropy": ((131.8401814796913, 323.3864113223746),
+                      [3.6989781340614694, 3.680103376654328, 3.674573790831644],
+                      (131.92471786030364, 323.4095474349169)),
+    "bce": ((131.53218564736983, 323.41544825285405),
+            [2.0326909737508805, 1.9885166666546805, 1.940464928111092],
+            (131.0990177402491, 323.5733568615947)),
+}
+
+
+def weight_statistics(model: SASRec) -> tuple[float, float]:
+    """Sum and sum of squares of every weight but the attention biases, in float64."""
+    state = [v.double() for k, v in model.model.state_dict().items() if not k.endswith("in_proj_bias")]
+    return float(sum(v.sum() for v in state)), float(sum(v.pow(2).sum() for v in state))
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce"])
+def test_default_model_trains_as_before_the_options(loss) -> None:
+    """Same seed, default architecture: the same initial weights, losses and trained weights as at main."""
+    rng = np.random.default_rng(7)
+    sequences = [rng.integers(0, 40, size=int(rng.integers(2, 30))) for _ in range(60)]
+    feedback = [(rng.random(len(s)) < 0.8).astype(np.int8) for s in sequences]
+    config = SASRecConfig(epochs=3, batch_size=16, max_length=12, device="cpu", seed=3)
+    if loss == "bce":
+        config = dataclasses.replace(config, loss="bce", negative_samples=2, feedback_inputs=True)
+    initial, epoch_losses, trained = BEFORE_THE_OPTIONS[loss]
+    model, losses = SASRec(config, 40), []
+    assert weight_statistics(model) == pytest.approx(initial, rel=1e-6)
+    model.fit(sequences, on_epoch=lambda e, m: losses.append(m["train/loss"]), feedback=feedback if loss == "bce" else None)
+    assert losses == pytest.approx(epoch_losses, rel=1e-6)
+    assert weight_statistics(model) == pytest.approx(trained, rel=1e-6)
+
+
+def layer_norm(x: torch.Tensor, norm: torch.nn.LayerNorm | None, eps: float) -> torch.Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis; without ``norm``, weight 1 and bias 0."""
+    mean, variance = x.mean(-1, keepdim=True), x.var(-1, unbiased=False, keepdim=True)
+    normalised = (x - mean) / torch.sqrt(variance + eps)
+    return normalised if norm is None else normalised * norm.weight + norm.bias
+
+
+def attention(x: torch.Tensor, layer, allowed: torch.Tensor, heads: int) -> torch.Tensor:
+    """Causal multi-head self-attention written out: (batch, seq, h) -> (batch, seq, h)."""
+    batch, seq, hidden = x.shape
+    q, k, v = (x @ w.T + b for w, b in zip(layer.self_attn.in_proj_weight.chunk(3), layer.self_attn.in_proj_bias.chunk(3)))
+    split = lambda t: t.view(batch, seq, heads, hidden // heads).transpose(1, 2)  # noqa: E731  (batch, heads, seq, d)
+    scores = split(q) @ split(k).transpose(-1, -2) / math.sqrt(hidden // heads)
+    weights = scores.masked_fill(~allowed.unsqueeze(1), float("-inf")).softmax(-1)
+    context = (weights @ split(v)).transpose(1, 2).reshape(batch, seq, hidden)
+    return context @ layer.self_attn.out_proj.weight.T + layer.self_attn.out_proj.bias
+
+
+def hand_forward(model, config: SASRecConfig, inputs: torch.Tensor) -> torch.Tensor:
+    """SASRec's forward from its parameters alone: pre-norm x + f(LN(x)) and a final LN, or post-norm
+    LN(x + f(x)) after an LN of the input embeddings; positions counted from the newest or the oldest item."""
+    eps, seq = config.layer_norm_eps, inputs.shape[1]
+    real = inputs != 0  # (batch, seq)
+    positions = torch.arange(seq).expand_as(inputs)
+    if config.position_alignment == "first":
+        positions = (positions - (~real).sum(1, keepdim=True)).clamp(min=0)
+    x = model.item_embedding.weight[inputs] + model.position_embedding.weight[positions]
+    if config.norm == "post":
+        x = layer_norm(x, model.input_norm, eps)
+    x = x * real.unsqueeze(-1)
+    allowed = (torch.ones(seq, seq, dtype=torch.bool).tril() & real.unsqueeze(1)) | torch.eye(seq, dtype=torch.bool)
+    act = torch.relu if config.activation == "relu" else lambda t: t * 0.5 * (1 + torch.erf(t / math.sqrt(2)))
+    for layer in model.blocks.layers:
+        feed_forward = lambda t: act(t @ layer.linear1.weight.T + layer.linear1.bias) @ layer.linear2.weight.T + layer.linear2.bias  # noqa: E731
+        if config.norm == "pre":
+            x = x + attention(layer_norm(x, layer.norm1, eps), layer, allowed, config.num_heads)
+            x = x + feed_forward(layer_norm(x, layer.norm2, eps))
+        else:
+            x = layer_norm(x + attention(x, layer, allowed, config.num_heads), layer.norm1, eps)
+            x = layer_norm(x + feed_forward(x), layer.norm2, eps)
+    return layer_norm(x, model.blocks.norm, eps) if config.norm == "pre" else x
+
+
+ARCHITECTURES = {
+    "paper": SASRecConfig(hidden_size=8, num_layers=2, max_length=6, device="cpu"),
+    "recbole": SASRecConfig(hidden_size=8, num_layers=2, max_length=6, device="cpu", norm="post", activation="gelu",
+                            layer_norm_eps=0.5, position_alignment="first", feed_forward_dropout=False, init_std=0.02),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_layer_order_matches_a_hand_built_computation(name) -> None:
+    config = ARCHITECTURES[name]
+    model = SASRec(config, 12).model.eval()
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in model.parameters():  # layer norms that are not the identity, weights of any scale
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.5)
+    inputs = torch.tensor([[0, 0, 3, 7, 1, 12], [5, 2, 9, 9, 4, 6], [0, 0, 0, 0, 0, 8]])  # left-padded internal ids
+    with torch.no_grad():
+        hidden, _ = model(inputs)
+        expected = hand_forward(model, config, inputs)
+        other = hand_forward(model, dataclasses.replace(config, norm="pre" if config.norm == "post" else "post"), inputs)
+    real = inputs != 0
+    torch.testing.assert_close(hidden[real], expected[real], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(hidden[real], other[real], atol=1e-2)  # the other layer order gives other states
+
+
+def test_first_position_alignment_makes_padding_irrelevant() -> None:
+    """Counted from the oldest item, a history's states do not depend on how much padding precedes it;
+    counted from the newest (the default), the positions, and so the states, do."""
+    history = torch.tensor([[4, 9, 2]])
+    padded = torch.cat([torch.zeros(1, 3, dtype=torch.int64), history], dim=1)
+    for alignment, same in (("first", True), ("last", False)):
+        config = SASRecConfig(hidden_size=8, max_length=6, device="cpu", position_alignment=alignment)
+        model = SASRec(config, 10).model.eval()
+        with torch.no_grad():
+            short, long = model(history)[0][0], model(padded)[0][0, 3:]
+        assert torch.allclose(short, long, atol=1e-6) == same, alignment
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_feed_forward_dropout_acts_between_the_two_layers_only_when_asked(inside) -> None:
+    """In training, the second feed-forward layer reads act(linear1(x)) itself without the inner dropout
+    (RecBole), and a copy with some units zeroed and the rest scaled by 1/(1 - p) with it."""
+    config = SASRecConfig(hidden_size=64, num_layers=1, max_length=6, dropout=0.5, device="cpu", feed_forward_dropout=inside)
+    model = SASRec(config, 10).model.train()
+    layer, seen = model.blocks.layers[0], {}
+    layer.linear1.register_forward_hook(lambda module, args, output: seen.update(inner=torch.relu(output)))
+    layer.linear2.register_forward_hook(lambda module, args, output: seen.update(read=args[0]))
+    torch.manual_seed(0)
+    model(torch.tensor([[1, 2, 3, 4, 5, 6]] * 4))
+    if inside:
+        kept = seen["read"] != 0
+        assert (seen["inner"][~kept] != 0).any()  # units dropped
+        torch.testing.assert_close(seen["read"][kept], seen["inner"][kept] / 0.5)
+    else:
+        torch.testing.assert_close(seen["read"], seen["inner"], rtol=0, atol=0)
+
+
+def test_init_std_draws_every_weight_from_one_normal_and_zeroes_the_biases() -> None:
+    model = SASRec(SASRecConfig(hidden_size=64, num_layers=2, device="cpu", init_std=0.05), 500).model
+    linear = [model.blocks.layers[i].self_attn.in_proj_weight for i in range(2)]
+    linear += [model.blocks.layers[i].linear1.weight for i in range(2)]
+    for weight in (*linear, model.item_embedding.weight[1:], model.blocks.layers[0].self_attn.out_proj.weight):
+        weight = weight.detach()
+        assert float(weight.std()) == pytest.approx(0.05, rel=0.1) and abs(float(weight.mean())) < 0.01
+    assert not torch.equal(linear[0], linear[1])  # each block drawn on its own
+    biases = [p for name, p in model.blocks.named_parameters() if name.endswith("bias") and "norm" not in name]
+    assert len(biases) == 8 and all(not b.any() for b in biases)
+    assert not model.item_embedding.weight[0].any()  # the padding row
+    default = SASRec(SASRecConfig(hidden_size=64, num_layers=2, device="cpu"), 500).model
+    in_proj = default.blocks.layers[0].self_attn.in_proj_weight  # torch's Xavier-uniform: std sqrt(2 / (64 + 192))
+    assert float(in_proj.std()) == pytest.approx(math.sqrt(2 / 256), rel=0.1)
+
+
+def test_prefix_samples_counted_by_hand() -> None:
+    """Every prefix of each sequence, its last max_length + 1 items, the target at the last position only:
+    n - 1 samples for n items (RecBole's count), a skipped next item dropped under cross-entropy."""
+    sequences = [np.array([10, 11, 12, 13]), np.array([20, 21]), np.array([30])]
+    played = [np.ones(len(s), np.int8) for s in sequences]
+    data = training_data(sequences, played, max_length=2, loss="cross_entropy", samples="prefixes")
+    assert len(data) == (4 - 1) + (2 - 1)
+    assert data.inputs.tolist() == [[0, 11], [11, 12], [12, 13], [0, 21]]  # internal ids: item + 1
+    assert data.targets.tolist() == [[-100, 11], [-100, 12], [-100, 13], [-100, 21]]
+    feedback = [np.array([1, 1, 0, 1], np.int8), np.array([1, 1], np.int8), np.array([1], np.int8)]
+    skipped = training_data(sequences, feedback, max_length=2, loss="cross_entropy", samples="prefixes")
+    assert skipped.targets[:, -1].tolist() == [11, 13, 21]  # the prefix whose next item (12) was skipped is gone
+    bce = training_data(sequences, feedback, max_length=2, loss="bce", samples="prefixes")
+    assert bce.labels[:, -1].tolist() == [1.0, 0.0, 1.0, 1.0] and bce.input_feedback.tolist()[2] == [1, 0]
+    window = training_data(sequences, played, max_length=2, loss="cross_entropy")
+    assert window.targets.tolist() == [[12, 13], [-100, 21]]  # one window each, every position a target
+
+
+def test_recbole_architecture_learns_the_rule(train) -> None:
+    config = dataclasses.replace(FAST, epochs=4, samples="prefixes", norm="post", activation="gelu",
+                                 feed_forward_dropout=False, init_std=0.02, layer_norm_eps=1e-12,
+                                 position_alignment="first")
+    model = SASRec(config, NUM_ITEMS)
+    before = hit_rate_at_1(model, held_out(100, seed=1))
+    model.fit(train[:100])
+    assert hit_rate_at_1(model, held_out(100, seed=1)) > before + 0.5

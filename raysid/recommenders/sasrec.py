@@ -88,6 +88,16 @@ class SASRecConfig:
     patience: int = 0  # stop after this many epochs without a better stop_metric and restore the best epoch; 0 = off
     stop_metric: str = "valid/ndcg@10"  # epoch metric early stopping watches (an epoch_eval's, or valid/loss, valid/auc)
     stop_mode: Literal["max", "min"] = "max"  # "max": larger stop_metric is better; "min": smaller
+    # Architecture and samples: the defaults are the SASRec paper's (Kang & McAuley 2018, and its code);
+    # RecBole 1.2.1's SASRec is samples "prefixes", norm "post", activation "gelu", feed_forward_dropout
+    # false, init_std 0.02, layer_norm_eps 1e-12, position_alignment "first".
+    samples: Literal["window", "prefixes"] = "window"  # window: each sequence's last max_length + 1 items, loss at every position (SASRec paper); prefixes: every prefix, loss at its last position (RecBole)
+    norm: Literal["pre", "post"] = "pre"  # pre: x + Dropout(f(LayerNorm(x))), a final LayerNorm (SASRec paper); post: LayerNorm(x + Dropout(f(x))), a LayerNorm of the input embeddings (RecBole)
+    activation: Literal["relu", "gelu"] = "relu"  # feed-forward activation: ReLU (SASRec paper), GELU (RecBole's hidden_act)
+    feed_forward_dropout: bool = True  # dropout between the two feed-forward layers (SASRec paper's code); RecBole has none
+    init_std: float | None = None  # None: embeddings N(0, 0.02²), linear layers torch's defaults; a number: every embedding and linear weight N(0, init_std²), biases 0 (RecBole's initializer_range 0.02)
+    layer_norm_eps: float = 1e-5  # LayerNorm epsilon (torch's default; RecBole's 1e-12)
+    position_alignment: Literal["last", "first"] = "last"  # last: the newest item takes position max_length - 1 (left-padded windows, SASRec paper's code); first: the window's oldest item takes position 0 (RecBole's right-padded sequences)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "components", tuple(self.components))
@@ -102,10 +112,17 @@ class SASRecConfig:
         require(self.learning_rate > 0, f"{where}.learning_rate", f"must be positive, got {self.learning_rate}")
         require(self.weight_decay >= 0, f"{where}.weight_decay", f"must be >= 0, got {self.weight_decay}")
         for name, choices in (("item_representation", ("id", "sid")), ("loss", ("cross_entropy", "bce", "auto")),
-                              ("precision", ("fp32", "bf16"))):
+                              ("precision", ("fp32", "bf16")), ("samples", ("window", "prefixes")),
+                              ("norm", ("pre", "post")), ("activation", ("relu", "gelu")),
+                              ("position_alignment", ("last", "first"))):
             value = getattr(self, name)
             require(value in choices, f"{where}.{name}",
                     f"got {value!r}; valid choices are: {', '.join(map(repr, choices))}")
+        require(isinstance(self.feed_forward_dropout, bool), f"{where}.feed_forward_dropout",
+                f"expected true or false, got {self.feed_forward_dropout!r}")
+        require(self.init_std is None or self.init_std > 0, f"{where}.init_std",
+                f"must be positive, or null for torch's default initialisation; got {self.init_std}")
+        require(self.layer_norm_eps > 0, f"{where}.layer_norm_eps", f"must be positive, got {self.layer_norm_eps}")
         require(self.negative_samples >= 0, f"{where}.negative_samples", f"must be >= 0, got {self.negative_samples}")
         require(self.patience >= 0, f"{where}.patience", f"must be >= 0 (0 = no early stopping), got {self.patience}")
         require(self.stop_mode in ("max", "min"), f"{where}.stop_mode", f"got {self.stop_mode!r}; valid choices are: 'max', 'min'")
@@ -141,7 +158,8 @@ class SASRecRecommenderConfig(SASRecConfig):
 
 
 class SASRecModel(nn.Module):
-    """Composed item embeddings, causal pre-norm Transformer blocks and a final layer norm.
+    """Composed item embeddings and causal Transformer blocks: pre-norm with a final layer norm (the SASRec
+    paper), or post-norm after a layer norm of the input embeddings (RecBole); ``config.norm`` says which.
 
     ``codes`` (num_items, positions) and ``attributes`` {name: (num_items,)} are int64 tensors in item-id order.
     """
@@ -157,31 +175,29 @@ class SASRecModel(nn.Module):
             self.code_embeddings = nn.ModuleList(nn.Embedding(size, hidden) for size in codebook_sizes)
             self.register_buffer("codes", _with_padding_row(codes), persistent=False)  # (items + 1, positions)
         self.position_embedding = nn.Embedding(config.max_length, hidden)
+        self.position_alignment = config.position_alignment
         self.dropout = nn.Dropout(config.dropout)
-        block = nn.TransformerEncoderLayer(
-            d_model=hidden,
-            nhead=config.num_heads,
-            dim_feedforward=hidden,  # SASRec's point-wise feed-forward keeps width h
-            dropout=config.dropout,
-            batch_first=True,
-            norm_first=True,
-        )
-        self.blocks = nn.TransformerEncoder(block, config.num_layers, norm=nn.LayerNorm(hidden), enable_nested_tensor=False)
+        self.input_norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps) if config.norm == "post" else None
+        self.blocks = transformer_blocks(config)
         self.attribute_embeddings = nn.ModuleDict(
             {name: nn.Embedding(int(values.max()) + 1, hidden) for name, values in attributes.items()}
         )
         for name, values in attributes.items():
             self.register_buffer(f"attribute_{name}", _with_padding_row(values), persistent=False)  # (items + 1,)
         self.feedback_embedding = nn.Embedding(2, hidden) if config.feedback_inputs else None
-        self._initialise()
+        self._initialise(config.init_std)
 
-    def _initialise(self) -> None:
-        """N(0, 0.02²) for every embedding table; the id table's padding row stays zero."""
+    def _initialise(self, std: float | None) -> None:
+        """N(0, 0.02²) for every embedding table and torch's defaults for the blocks (``std`` None), or, as
+        RecBole's ``_init_weights``, N(0, std²) for every embedding and linear weight (each block drawn on its
+        own) and zero biases. The id table's padding row stays zero."""
         tables = [self.item_embedding] if self.representation == "id" else list(self.code_embeddings)
         tables += [self.position_embedding, *self.attribute_embeddings.values()]
         tables += [self.feedback_embedding] if self.feedback_embedding is not None else []
         for table in tables:
-            nn.init.normal_(table.weight, std=0.02)
+            nn.init.normal_(table.weight, std=0.02 if std is None else std)
+        if std is not None:
+            _normal_linear_weights(self.blocks, std)
         if self.representation == "id":
             with torch.no_grad():
                 self.item_embedding.weight[PAD].zero_()
@@ -206,12 +222,22 @@ class SASRecModel(nn.Module):
     def forward(self, inputs: torch.Tensor, feedback: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(batch, seq) left-padded internal ids and their feedback (1 played / 0 skipped; None = all played)
         -> (batch, seq, hidden) hidden states and the (num_items, hidden) output item table."""
-        positions = torch.arange(inputs.shape[1], device=inputs.device)  # (seq,)
-        x = self.item_vectors(inputs) + self.position_embedding(positions)  # (batch, seq, hidden)
+        x = self.item_vectors(inputs) + self.position_embedding(self.positions(inputs))  # (batch, seq, hidden)
         if self.feedback_embedding is not None:
             x = x + self.feedback_embedding(torch.full_like(inputs, PLAYED) if feedback is None else feedback)
+        if self.input_norm is not None:
+            x = self.input_norm(x)  # post-norm (RecBole): the input embeddings are normalised before dropout
         x = self.dropout(x) * (inputs != PAD).unsqueeze(-1)  # padded positions stay zero
         return self.blocks(x, mask=self.attention_mask(inputs)), self.output_table()
+
+    def positions(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Position ids of (batch, seq) left-padded inputs: (seq,) 0..seq-1, the newest item at seq - 1 ("last");
+        or (batch, seq) counted from each row's oldest item, padding at 0 ("first", RecBole's numbering)."""
+        positions = torch.arange(inputs.shape[1], device=inputs.device)  # (seq,)
+        if self.position_alignment == "last":
+            return positions
+        padding = (inputs == PAD).sum(dim=1, keepdim=True)  # (batch, 1) left padding of each row
+        return (positions - padding).clamp(min=0)  # (batch, seq)
 
     def attention_mask(self, inputs: torch.Tensor) -> torch.Tensor:
         """(batch * heads, seq, seq) bool, True = blocked: future positions and padded keys.
@@ -224,6 +250,38 @@ class SASRecModel(nn.Module):
         itself = torch.eye(seq, dtype=torch.bool, device=inputs.device)  # (seq, seq)
         blocked = (future | padded_keys) & ~itself  # (batch, seq, seq)
         return blocked.repeat_interleave(self.num_heads, dim=0)
+
+
+def transformer_blocks(config: SASRecConfig) -> nn.TransformerEncoder:
+    """``num_layers`` causal self-attention blocks of width h, ordered as ``config.norm`` says; pre-norm ends
+    with a layer norm of the last block's output (post-norm's last operation already is one)."""
+    hidden = config.hidden_size
+    block = nn.TransformerEncoderLayer(
+        d_model=hidden,
+        nhead=config.num_heads,
+        dim_feedforward=hidden,  # SASRec's point-wise feed-forward keeps width h
+        dropout=config.dropout,
+        activation=config.activation,
+        layer_norm_eps=config.layer_norm_eps,
+        batch_first=True,
+        norm_first=config.norm == "pre",
+    )
+    if not config.feed_forward_dropout:
+        block.dropout = nn.Identity()  # the dropout between linear1 and linear2 (RecBole's FeedForward has none)
+    final = nn.LayerNorm(hidden, eps=config.layer_norm_eps) if config.norm == "pre" else None
+    return nn.TransformerEncoder(block, config.num_layers, norm=final, enable_nested_tensor=False)
+
+
+def _normal_linear_weights(blocks: nn.Module, std: float) -> None:
+    """N(0, std²) for every linear weight of ``blocks`` (attention's packed query/key/value projection
+    included) and zero biases, module by module, so that no two blocks start alike."""
+    for module in blocks.modules():
+        if isinstance(module, nn.MultiheadAttention):
+            nn.init.normal_(module.in_proj_weight, std=std)
+            nn.init.zeros_(module.in_proj_bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            nn.init.zeros_(module.bias)
 
 
 def _with_padding_row(values: torch.Tensor) -> torch.Tensor:
@@ -243,7 +301,8 @@ def left_pad(sequences: list[np.ndarray], length: int, pad: int) -> torch.Tensor
 
 @dataclass(frozen=True)
 class TrainingData:
-    """Next-item pairs of every sequence's last max_length + 1 items; each tensor (windows, max_length)."""
+    """Next-item training samples, each tensor (samples, max_length): one window of each sequence's last
+    max_length + 1 items ("window"), or one per prefix ("prefixes")."""
 
     inputs: torch.Tensor  # int64 internal ids (item id + 1), PAD on the left
     input_feedback: torch.Tensor  # int64 feedback of each input item (PLAYED at padding)
@@ -254,15 +313,25 @@ class TrainingData:
         return len(self.inputs)
 
 
-def training_data(sequences: list[np.ndarray], feedback: list[np.ndarray], max_length: int, loss: str) -> TrainingData:
-    """Pairs of every sequence of two or more items; "cross_entropy" predicts only played next items.
+def training_data(sequences: list[np.ndarray], feedback: list[np.ndarray], max_length: int, loss: str,
+                  samples: str = "window") -> TrainingData:
+    """Samples of every sequence of two or more items; "cross_entropy" predicts only played next items.
 
-    Windows without any target (every next item skipped, under "cross_entropy") are dropped.
+    "window": one sample per sequence, its last max_length + 1 items, a target at every position (the
+    SASRec paper). "prefixes": one sample per prefix s[:t+1] (t >= 1) of each sequence, its last
+    max_length + 1 items, the target at the last position only (RecBole: n - 1 samples for n items).
+    Samples without any target (every next item skipped, under "cross_entropy") are dropped.
     """
     kept = [i for i, s in enumerate(sequences) if len(s) >= 2]
-    items = [np.asarray(sequences[i], dtype=np.int64)[-(max_length + 1) :] for i in kept]
-    labels = [np.asarray(feedback[i], dtype=np.int64)[-(max_length + 1) :] for i in kept]
+    items = [np.asarray(sequences[i], dtype=np.int64) for i in kept]
+    labels = [np.asarray(feedback[i], dtype=np.int64) for i in kept]
+    if samples == "prefixes":
+        items, labels = _prefixes(items, max_length), _prefixes(labels, max_length)
+    else:
+        items, labels = [s[-(max_length + 1) :] for s in items], [f[-(max_length + 1) :] for f in labels]
     targets = left_pad([w[1:] for w in items], max_length, IGNORE)
+    if samples == "prefixes":
+        targets[:, :-1] = IGNORE  # a prefix predicts its last item only
     next_feedback = left_pad([f[1:] for f in labels], max_length, PLAYED)
     if loss == "cross_entropy":
         targets[next_feedback == SKIPPED] = IGNORE
@@ -273,6 +342,11 @@ def training_data(sequences: list[np.ndarray], feedback: list[np.ndarray], max_l
         targets=targets[rows],
         labels=next_feedback[rows].float(),
     )
+
+
+def _prefixes(arrays: list[np.ndarray], max_length: int) -> list[np.ndarray]:
+    """The last max_length + 1 values of every prefix a[:t+1], t = 1..len(a) - 1, of each array, in order."""
+    return [a[max(0, end - max_length - 1) : end] for a in arrays for end in range(2, len(a) + 1)]
 
 
 def global_batches(order: torch.Tensor, batch_size: int, world_size: int) -> list[torch.Tensor]:
@@ -341,7 +415,7 @@ class SASRec:
             feedback = [np.full(len(s), PLAYED, dtype=np.int8) for s in train_sequences]
         validate_feedback(train_sequences, feedback, "feedback")
         config = self.config
-        data = training_data(train_sequences, feedback, config.max_length, config.loss)
+        data = training_data(train_sequences, feedback, config.max_length, config.loss, config.samples)
         if not len(data):
             raise ValueError("SASRec needs at least one training sequence of two or more items "
                              "(with a played next item under loss 'cross_entropy')")
