@@ -90,6 +90,15 @@ def view_url(server: str, experiment: str) -> str:
     return f"{server.rstrip('/')}/#/experiments/{experiment}/runs?viewStateShareKey={VIEW}"
 
 
+def study_views(tracking_uri: str) -> list[tuple[str, str]]:
+    """(name, experiment id) of every study experiment in the store that has raysid's saved view; none when
+    the store is a local SQLite file that does not exist yet (it is not created)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
+        return []
+    experiments = MlflowClient(tracking_uri).search_experiments(view_type=ViewType.ACTIVE_ONLY)
+    return [(e.name, e.experiment_id) for e in experiments if VIEW_TAG in e.tags]
+
+
 def retire_empty_default(client: MlflowClient) -> None:
     """Delete MLflow's "Default" experiment when it has no run (raysid never logs there): the UI then lists
     only the studies."""
