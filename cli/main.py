@@ -99,6 +99,8 @@ def _print_outcome(outcome, results_dir: Path) -> None:
     for name, path in outcome.report.items():
         console.print(f"  {name}: {path}")
     console.print(f"  MLflow store: {outcome.tracking_uri}   (browse it: raysid ui --results-dir {results_dir})")
+    if outcome.optuna_study:
+        console.print(f"  Optuna study {outcome.optuna_study!r}: optuna-dashboard {outcome.optuna_storage}", soft_wrap=True)
     if "markdown" in outcome.report:
         console.print(Path(outcome.report["markdown"]).read_text())
     if outcome.stopped:

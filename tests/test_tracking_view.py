@@ -37,7 +37,7 @@ def test_the_experiment_opens_as_model_training_with_the_studys_columns(sweep_ru
     assert columns[:2] == ["params.`ratio`", "params.`seed`"]
     assert {"metrics.`valid/ndcg_at_10`", "metrics.`test/ndcg_at_10`", "metrics.`sid/cur`"} <= set(columns)
     assert view_url("http://127.0.0.1:5000/", tracking.experiment_id).endswith(
-        f"/#/experiments/{tracking.experiment_id}/runs?viewStateShareKey=raysid")
+        f"/#/experiments/{tracking.experiment_id}/runs?viewStateShareKey=raysid&workflowType=machine_learning")
     active = [e.name for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
     assert active == ["musicrec-ratio"]  # MLflow's empty Default experiment is gone
 

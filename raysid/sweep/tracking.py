@@ -86,8 +86,9 @@ def study_view(study: Study) -> dict[str, Any]:
 
 
 def view_url(server: str, experiment: str) -> str:
-    """The address of the study's runs table in raysid's saved view, on the MLflow UI at ``server``."""
-    return f"{server.rstrip('/')}/#/experiments/{experiment}/runs?viewStateShareKey={VIEW}"
+    """The address of the study's runs table in raysid's saved view, on the MLflow UI at ``server``, in the UI's
+    model-training mode (MLflow 3.17 takes it from this URL or the browser, not from the experiment's kind)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment}/runs?viewStateShareKey={VIEW}&workflowType=machine_learning"
 
 
 def study_views(tracking_uri: str) -> list[tuple[str, str]]:
