@@ -4,12 +4,13 @@ All writes happen in the driver process (a Tune callback), so a local SQLite sto
 trials stay free of MLflow code.
 
 The study's experiment is the study's dashboard: it is tagged as model training
-(``mlflow.experimentKind=custom_model_development``, so the UI does not open in its GenAI mode), its primary
-metric is the report's headline metric (the first chart), and it carries a saved view ``raysid`` (experiment
-tag ``mlflow.sharedViewState.raysid``, listed under "Views") whose runs table shows the axes, the seed and the
-study's metric columns: MLflow 3.17's UI otherwise opens every experiment with its fixed default columns
-(Source, Models, Dataset) and keeps later choices in the browser's local storage only. ``view_url`` gives the
-address that opens it. A trial run is named by its grid point (``ratio=2:2 seed=1``) and has the axis values
+(``mlflow.experimentKind=custom_model_development``), its primary metric is the report's headline metric (the
+first chart), and it carries a saved view ``raysid`` (experiment tag ``mlflow.sharedViewState.raysid``, listed
+under "Views") whose runs table shows the axes, the seed and the study's metric columns: MLflow 3.17's UI
+otherwise opens every experiment with its fixed default columns (Source, Models, Dataset) and keeps later
+choices in the browser's local storage only. ``view_url`` gives the address that opens it in the UI's
+model-training mode (the UI takes its "GenAI | Model training" mode from the URL or the browser, where it
+defaults to GenAI and calls runs "Evaluations"). A trial run is named by its grid point (``ratio=2:2 seed=1``) and has the axis values
 and seed as params beside its config, its metrics unrounded, and its stage cache hits as tags
 (``raysid.cached.<stage>``). The sweep run gets the report once it is written (``log_report``) and, where
 psutil is installed, MLflow's system metrics (CPU, memory, disk, network; GPUs through pynvml).
@@ -325,7 +326,8 @@ class MLflowTracking(tune.Callback):
         return True
 
 
-def log_report(tracking_uri: str, study: Study, record: dict[str, Any], paths: dict[str, Path], trials: Any) -> str:
+def log_report(tracking_uri: str, study: Study, record: dict[str, Any], paths: dict[str, Path],
+               trials: pl.DataFrame) -> str:
     """Give the sweep run of ``record`` (its sweep id and smoke flag) the report: every file of ``paths``
     (summary.md, summary.parquet, trials.parquet, the plots, provenance.json), the resolved study
     (``study.json``) and, as metrics, the best group's means (``best_mean/<metric>``, tag
@@ -346,7 +348,7 @@ def log_report(tracking_uri: str, study: Study, record: dict[str, Any], paths: d
         metrics = [Metric(f"best_mean/{_metric_key(m)}", float(row[f"{m}/mean"]), now, 0)
                    for m in study.report.columns if _is_number(row[f"{m}/mean"])]
         client.log_batch(run_id, metrics=metrics, tags=[RunTag("raysid.best_group", str(row["group"]))])
-    client.log_metric(run_id, "trials", float(len(trials)))
+    client.log_metric(run_id, "trials", float(trials.height))
     return run_id
 
 
