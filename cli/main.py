@@ -99,6 +99,8 @@ def _print_outcome(outcome, results_dir: Path) -> None:
     for name, path in outcome.report.items():
         console.print(f"  {name}: {path}")
     console.print(f"  MLflow store: {outcome.tracking_uri}   (browse it: raysid ui --results-dir {results_dir})")
+    if outcome.optuna_study:
+        console.print(f"  Optuna study {outcome.optuna_study!r}: optuna-dashboard {outcome.optuna_storage}", soft_wrap=True)
     if "markdown" in outcome.report:
         console.print(Path(outcome.report["markdown"]).read_text())
     if outcome.stopped:
@@ -217,11 +219,13 @@ def ui(
     host: Annotated[str, typer.Option(help="Interface to bind; loopback unless told otherwise.")] = "127.0.0.1",
     port: int = 5000,
 ) -> None:
-    """Serve the MLflow UI over the sweep store on http://127.0.0.1:PORT."""
-    from raysid.sweep.tracking import default_tracking_uri
+    """Serve the MLflow UI over the sweep store on http://127.0.0.1:PORT; print each study's runs table address."""
+    from raysid.sweep.tracking import default_tracking_uri, study_views, view_url
 
     uri = tracking_uri or default_tracking_uri(results_dir)
     console.print(f"MLflow UI for {uri} on http://{host}:{port} (Ctrl-C stops it)")
+    for name, experiment in study_views(uri):
+        console.print(f"  {name}: {view_url(f'http://{host}:{port}', experiment)}", soft_wrap=True)
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host,
                "--port", str(port), "--workers", "1"]
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")

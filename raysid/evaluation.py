@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -50,10 +51,9 @@ def evaluate(config: TrialConfig, sids: SemanticIds, dataset: Dataset, split: Tr
     if _scores_feedback(config, split):
         return _evaluate_with_feedback(config, model, dataset, split.feedback, on_epoch)
     splits = split.splits
-    _fit(model, config, fit_sequences(config, split), _subsample(splits.valid, config), on_epoch,
-         _epoch_ranking(config, splits))
+    metrics = _fit(model, config, fit_sequences(config, split), _subsample(splits.valid, config), on_epoch,
+                   _epoch_ranking(config, splits))
     popularity = PopularityRecommender(num_items=sids.num_items).fit(splits.train)
-    metrics: dict[str, float] = {}
     for name, evalset in (("valid", splits.valid), ("test", splits.test)):
         evalset = _subsample(evalset, config)
         metrics.update(_ranking(f"{name}/", model, evalset, config, dataset if name == "test" else None))
@@ -81,23 +81,30 @@ def build(config: TrialConfig, sids: SemanticIds, dataset: Dataset) -> Any:
 
 
 def _fit(model: Any, config: TrialConfig, train: list[np.ndarray], valid: Any, on_epoch: OnEpoch | None,
-         epoch_eval: Callable | None, **extra: Any) -> None:
-    """``model.fit`` with the trial's training section, epoch reports and per-epoch ranking where it takes them."""
+         epoch_eval: Callable | None, **extra: Any) -> dict[str, float]:
+    """``model.fit`` with the trial's training section, epoch reports and per-epoch ranking where it takes them;
+    the training throughput ``time/train_items_per_s`` (sequence positions times epochs per second of fit)."""
     accepted = inspect.signature(model.fit).parameters
     options = {"valid": valid, "training": config.training, "epoch_eval": epoch_eval, **extra}
     options["on_epoch"] = (lambda epoch, values: on_epoch("recommender", epoch, values)) if on_epoch else None
+    started = time.perf_counter()
     model.fit(train, **{key: value for key, value in options.items() if key in accepted})
+    items = sum(len(sequence) for sequence in train) * getattr(config.recommender, "epochs", 1)
+    return {"time/train_items_per_s": items / max(time.perf_counter() - started, 1e-9)}
 
 
 def _ranking(prefix: str, model: Any, evalset: EvalSet, config: TrialConfig, dataset: Dataset | None) -> dict[str, float]:
     """Ranking metrics of one split, with the beyond-accuracy report when ``dataset`` is given (test)."""
     ks = config.evaluation.ks
+    started = time.perf_counter()
     ranked = model.recommend(evalset.histories, max(ks))
+    milliseconds = 1000 * (time.perf_counter() - started) / max(len(evalset), 1)
     metrics = ranking_metrics(ranked, evalset.targets, ks)
-    if dataset is not None:
-        report = recommendation_report(ranked, evalset.histories, evalset.targets, dataset.items, ks)
-        metrics |= {key: value for key, value in report.items() if math.isfinite(value)}  # empty buckets: no value
-    return _prefixed(prefix, metrics)
+    if dataset is None:
+        return _prefixed(prefix, metrics)
+    report = recommendation_report(ranked, evalset.histories, evalset.targets, dataset.items, ks)
+    metrics |= {key: value for key, value in report.items() if math.isfinite(value)}  # empty buckets: no value
+    return _prefixed(prefix, metrics) | {"time/recommend_ms_per_user": milliseconds}  # test: beam search of T5/GPT-2
 
 
 def fit_sequences(config: TrialConfig, split: TrialSplit) -> list[np.ndarray]:
@@ -113,9 +120,9 @@ def _scores_feedback(config: TrialConfig, split: TrialSplit) -> bool:
 def _evaluate_with_feedback(config: TrialConfig, model: Any, dataset: Dataset, splits: FeedbackSplits,
                             on_epoch: OnEpoch | None) -> dict[str, float]:
     """SASRec on played/skipped feedback: train on the sessions' earlier tracks, AUC on their last period."""
-    _fit(model, config, splits.train, splits.valid, on_epoch, None, feedback=splits.train_feedback)
+    metrics = _fit(model, config, splits.train, splits.valid, on_epoch, None, feedback=splits.train_feedback)
     ks = config.evaluation.ks
-    metrics = evaluate_feedback(model, splits.valid, prefix="valid/", ks=ks)
+    metrics |= evaluate_feedback(model, splits.valid, prefix="valid/", ks=ks)
     metrics |= evaluate_feedback(model, splits.test, prefix="test/", ks=ks)
     played = splits.test.next_played()
     popularity = PopularityRecommender(num_items=dataset.num_items).fit(splits.train)

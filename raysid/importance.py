@@ -1,38 +1,80 @@
 """The search section of a report: the best trials of a sampled search and each parameter's importance.
 
-Importance is Optuna's fANOVA (``optuna.importance.get_param_importances`` with its default evaluator) over
-the finished trials, rebuilt as an Optuna study: a parameter whose every value parses as a number gets a
-float distribution over its observed range (log scale when the range spans more than two decades), any
-other parameter a categorical one. Trials with a missing objective are left out.
+Trials are chosen on the report's selection metric (``ReportLayout.selection``: the metric the search
+optimised, a validation metric) and then shown with their test metrics, so nothing is selected on test.
+
+Importance is Optuna's fANOVA (``optuna.importance.get_param_importances`` with its default evaluator) for
+the selection metric over the COMPLETE trials of an Optuna study: the study the sweep stored (``optuna.db``,
+see ``raysid.sweep.search``), where a trial that ASHA stopped early is COMPLETE at its last reported value
+and says so in its ``outcome`` user attribute, or else one rebuilt from the finished trials: a parameter whose
+every value parses as a number gets a float distribution over its observed range (log scale when the range
+spans more than two decades), any other parameter a categorical one. The section says which trials it counted.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
+from typing import TYPE_CHECKING
 
 import optuna
 import polars as pl
 
+if TYPE_CHECKING:
+    from raysid.results import ReportLayout
+
 optuna.logging.set_verbosity(optuna.logging.WARNING)
+OUTCOME = "outcome"  # user attribute of a stored trial: "finished", "stopped early at epoch N", "failed", ...
 
 
-def best_trials(trials: pl.DataFrame, params: tuple[str, ...], metric: str, mode: str, top: int) -> pl.DataFrame:
-    """The ``top`` trials by ``metric`` (best first) with their parameters."""
+def best_trials(trials: pl.DataFrame, params: tuple[str, ...], select: str, mode: str, top: int,
+                show: tuple[str, ...] = ()) -> pl.DataFrame:
+    """The ``top`` trials by ``select`` (best first): their parameters, ``select`` and the ``show`` metrics."""
+    finished = trials.filter(pl.col(select).is_not_null())
+    shown = [m for m in show if m != select and m in trials.columns]
+    return finished.sort(select, descending=mode == "max").head(top).select(*params, select, *shown)
+
+
+def study_from_trials(trials: pl.DataFrame, params: tuple[str, ...], metric: str, mode: str) -> optuna.Study:
+    """An in-memory Optuna study of the finished trials (``metric`` not null), each marked ``finished``."""
     finished = trials.filter(pl.col(metric).is_not_null())
-    return finished.sort(metric, descending=mode == "max").head(top).select(*params, metric)
-
-
-def parameter_importance(trials: pl.DataFrame, params: tuple[str, ...], metric: str) -> dict[str, float]:
-    """fANOVA importance of each parameter for ``metric`` (they sum to 1); {} with fewer than 2 trials."""
-    finished = trials.filter(pl.col(metric).is_not_null())
-    if finished.height < 2:
-        return {}
+    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
     distributions = {name: _distribution(finished[name].cast(pl.Utf8).to_list()) for name in params}
-    study = optuna.create_study()
     for row in finished.iter_rows(named=True):
         values = {name: _value(row[name], distributions[name]) for name in params}
-        study.add_trial(optuna.trial.create_trial(params=values, distributions=distributions, value=row[metric]))
-    return optuna.importance.get_param_importances(study)
+        study.add_trial(optuna.trial.create_trial(params=values, distributions=distributions, value=row[metric],
+                                                  user_attrs={OUTCOME: "finished"}))
+    return study
+
+
+def parameter_importance(study: optuna.Study, params: tuple[str, ...]) -> dict[str, float]:
+    """fANOVA importance of each of ``params`` for the study's objective over its COMPLETE trials (they sum
+    to 1); {} with fewer than 2 such trials."""
+    if len(_counted(study)) < 2:
+        return {}
+    return optuna.importance.get_param_importances(study, params=list(params))
+
+
+def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def counted_trials(study: optuna.Study) -> str:
+    """Which trials importance counted and which it left out, as one sentence."""
+    counted = Counter(_kind(t.user_attrs.get(OUTCOME, "finished")) for t in _counted(study))
+    left = Counter(_kind(t.user_attrs.get(OUTCOME, t.state.name.lower())) for t in study.get_trials(deepcopy=False)
+                   if t.state != optuna.trial.TrialState.COMPLETE)
+    parts = [f"{n} {kind}" for kind, n in sorted(counted.items())]
+    text = f"Counted {sum(counted.values())} trials ({', '.join(parts) or 'none'})"
+    if counted.get("stopped early"):
+        text += "; a trial stopped early counts at its last reported value"
+    if left:
+        text += f"; left out {sum(left.values())} without a value ({', '.join(f'{n} {k}' for k, n in sorted(left.items()))})"
+    return text + "."
+
+
+def _kind(outcome: str) -> str:
+    return "stopped early" if outcome.startswith("stopped early") else outcome
 
 
 def _distribution(values: list[str]) -> optuna.distributions.BaseDistribution:
@@ -59,16 +101,29 @@ def _number(text: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def render_search(trials: pl.DataFrame, params: tuple[str, ...], metric: str, mode: str, top: int) -> list[str]:
-    """Markdown lines: the best trials table and the importance table."""
-    best = best_trials(trials, params, metric, mode, top)
-    lines = ["", f"## Best {best.height} trials by {metric}", "", "| " + " | ".join((*params, metric)) + " |",
-             "|" + "---|" * (len(params) + 1)]
+def render_search(trials: pl.DataFrame, layout: ReportLayout, study: optuna.Study | None = None) -> list[str]:
+    """Markdown lines: the best trials (chosen on ``layout.selection``, shown with ``layout.metrics``) and the
+    importance table over ``study`` (the stored search) or, without one, over the finished trials."""
+    params, select = tuple(layout.importance or layout.rows), layout.selection
+    best = best_trials(trials, params, select, layout.selection_mode, layout.top or 5, layout.columns)
+    metrics = best.columns[len(params):]
+    lines = ["", f"## Best {best.height} trials by {select}", "",
+             f"Chosen on `{select}` ({'highest' if layout.selection_mode == 'max' else 'lowest'} first); the other "
+             "columns are shown, not chosen on.", "", "| " + " | ".join((*params, *metrics)) + " |",
+             "|" + "---|" * len(params) + "---:|" * len(metrics)]
     for row in best.iter_rows():
-        cells = [str(v) for v in row[:-1]] + [f"{row[-1]:.4f}"]
+        cells = [str(v) for v in row[:len(params)]] + ["—" if v is None else f"{v:.4f}" for v in row[len(params):]]
         lines.append("| " + " | ".join(cells) + " |")
-    importance = parameter_importance(trials, params, metric)
+    study = study if study is not None else study_from_trials(trials, params, select, layout.selection_mode)
+    importance = parameter_importance(study, tuple(p for p in params if _searched(study, p)))
     if importance:
-        lines += ["", f"## Parameter importance for {metric} (Optuna fANOVA)", "", "| parameter | importance |", "|---|---|"]
+        lines += ["", f"## Parameter importance for {select} (Optuna fANOVA)", "", counted_trials(study), "",
+                  "| parameter | importance |", "|---|---|"]
         lines += [f"| {name} | {value:.3f} |" for name, value in importance.items()]
     return lines
+
+
+def _searched(study: optuna.Study, param: str) -> bool:
+    """Whether every counted trial of the study has ``param`` (a sampled axis, not a fixed one)."""
+    counted = _counted(study)
+    return bool(counted) and all(param in t.params for t in counted)

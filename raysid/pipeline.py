@@ -23,6 +23,7 @@ import torch
 from raysid import provenance
 from raysid.cache import ArtifactStore, load_json, stage_key
 from raysid.config import ConfigError, build, require, stable_hash, to_dict
+from raysid.cost import Spent
 from raysid.data.catalog import CatalogConfig
 from raysid.data.dataset import Dataset, Splits
 from raysid.data.importers.source import (
@@ -263,6 +264,7 @@ def _with_dataset_identifiers(config: TrialConfig, store: ArtifactStore, keys: S
 
 
 def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_epoch: OnEpoch | None) -> None:
+    spent = Spent.start()
     prepared = prepare(config, store, on_epoch)
     unique = identifiers(prepared.tokenizer.sids, config.semantic_ids)
     started = time.perf_counter()
@@ -270,6 +272,7 @@ def _produce_result(config: TrialConfig, store: ArtifactStore, folder: Path, on_
     if config.recommender_kind != "none":
         metrics.update(evaluate(config, unique, prepared.dataset, prepared.split, on_epoch))
     metrics["time/recommender_fit_eval"] = time.perf_counter() - started
+    metrics |= spent.metrics()
     unique.to_frame().write_parquet(folder / "semantic_ids.parquet")
     shutil.copy(prepared.tokenizer.folder / "usage.parquet", folder / "usage.parquet")
     (folder / "config.json").write_text(json.dumps(trial_config_dict(config), indent=2))

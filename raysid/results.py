@@ -52,17 +52,31 @@ class ReportLayout:
     mode: Literal["max", "min"] = "max"
     baseline: str | None = "popularity"
     title: str = ""
-    top: int = 0  # > 0: also list the best ``top`` trials by ``best`` (sampled searches)
-    importance: tuple[str, ...] = ()  # parameters whose fANOVA importance for ``best`` is listed
+    top: int = 0  # > 0: also list the best ``top`` trials, chosen on ``select``, with their ``metrics``
+    importance: tuple[str, ...] = ()  # parameters whose fANOVA importance for ``select`` is listed
+    select: str = ""  # the metric trials are chosen on (the study's, a validation metric); "" means ``best``
+    select_mode: str = ""  # "max" or "min" for ``select``; "" means ``mode``
+    cost: bool = False  # also a table of each group's cost: wall, CPU and GPU seconds, items/s, ms per user
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):
             raise ValueError(f"ReportLayout.mode must be 'max' or 'min', got {self.mode!r}")
         if not self.metrics and not self.best:
             raise ValueError("ReportLayout needs at least one metric")
+        if self.select_mode not in ("", "max", "min"):
+            raise ValueError(f"ReportLayout.select_mode must be 'max' or 'min', got {self.select_mode!r}")
         clash = sorted(set(self.rows) & set(SUMMARY_COLUMNS))
         if clash:
             raise ValueError(f"ReportLayout.rows may not use the reserved names {clash}")
+
+    @property
+    def selection(self) -> str:
+        """The metric the best trials are chosen on and parameter importance explains."""
+        return self.select or self.best
+
+    @property
+    def selection_mode(self) -> str:
+        return self.select_mode or self.mode
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -345,20 +359,51 @@ def plot(summary: pl.DataFrame, layout: ReportLayout, path: str | Path) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------------------------------
+# cost
+
+
+COST_COLUMNS = {  # what a trial's result cost when it was produced (stored with it: a cached re-run keeps them)
+    "time/result_wall_s": "wall s", "time/result_cpu_s": "CPU s", "time/result_gpu_s": "GPU s",
+    "time/train_items_per_s": "training items/s", "time/recommend_ms_per_user": "ms per test user",
+}
+
+
+def cost_table(trials: pl.DataFrame, layout: ReportLayout) -> list[str]:
+    """Markdown lines: per group of the layout's rows, the mean ± 95% half-width of each cost column present."""
+    present = tuple(c for c in COST_COLUMNS if c in trials.columns and trials[c].drop_nulls().len())
+    if not present:
+        return ["", "## Cost", "", "> **Note:** these trials report no cost columns."]
+    summary = summarize(trials, ReportLayout(rows=layout.rows, metrics=present, best=present[0], baseline=None))
+    head = " / ".join(layout.rows) or "group"
+    lines = ["", "## Cost", "", "What producing each result cost (process CPU time of the trial; GPU seconds are wall "
+             "seconds times the GPUs it used; items/s counts training positions per epoch; ms per test user times "
+             "`recommend`, the beam search of T5/GPT-2).", "",
+             f"| {head} | trials | " + " | ".join(COST_COLUMNS[c] for c in present) + " |",
+             "|---|---|" + "---:|" * len(present)]
+    for row in summary.iter_rows(named=True):
+        lines.append(f"| {row['group']} | {row['trials']} | " + " | ".join(_cell(row, c) for c in present) + " |")
+    return lines
+
+
 def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path,
-                 provenance: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``trials.parquet``, ``summary.md``, ``summary.png`` and, when given, ``provenance.json`` (see
-    ``raysid.provenance.results_record``) into out_dir; return their paths."""
+                 provenance: dict[str, Any] | None = None, search: Any = None) -> dict[str, Path]:
+    """Write ``trials.parquet``, ``summary.md``, ``summary.parquet`` (the table's numbers), ``summary.png`` and,
+    when given, ``provenance.json`` (see ``raysid.provenance.results_record``) into out_dir; return their paths.
+    ``search``: the Optuna study a sampled search stored, for the importance section (else rebuilt)."""
     check_columns(trials, layout)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"trials": out / "trials.parquet", "markdown": out / "summary.md", "plot": out / "summary.png"}
+    paths = {"trials": out / "trials.parquet", "markdown": out / "summary.md", "plot": out / "summary.png",
+             "summary": out / "summary.parquet"}
     trials.write_parquet(paths["trials"])
     summary = summarize(trials, layout)
+    summary.write_parquet(paths["summary"])
     markdown = render_markdown(summary, layout)
     if layout.top or layout.importance:
-        params = layout.importance or layout.rows
-        markdown += "\n".join(render_search(trials, tuple(params), layout.best, layout.mode, layout.top or 5)) + "\n"
+        markdown += "\n".join(render_search(trials, layout, search)) + "\n"
+    if layout.cost:
+        markdown += "\n".join(cost_table(trials, layout)) + "\n"
     if provenance is not None:
         paths["provenance"] = out / "provenance.json"
         paths["provenance"].write_text(json.dumps(provenance, indent=2) + "\n")

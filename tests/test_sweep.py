@@ -4,6 +4,7 @@ import json
 import re
 
 import numpy as np
+import optuna
 import polars as pl
 import pytest
 import ray
@@ -72,6 +73,10 @@ def check_mlflow(uri, name, trials):
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("raysid.kind") == "sweep"]
     assert len(parents) == 1
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert parents[0].data.params["study.seeds"] == "[0, 1]"
+    report = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"summary.md", "summary.parquet", "summary.png", "trials.parquet", "provenance.json", "study.json"} <= report
     commit = provenance.collect()["commit"]
     assert parents[0].data.tags["provenance.commit"] == commit and parents[0].data.tags["provenance.ray"] == ray.__version__
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
@@ -83,6 +88,11 @@ def check_mlflow(uri, name, trials):
         row = trials.filter((pl.col("ratio") == point["ratio"]) & (pl.col("seed") == point["seed"]))
         assert child.data.metrics["test/ndcg_at_10"] == pytest.approx(row["test/ndcg@10"][0])
         assert child.data.params["tokenizer.shared_levels"] == point["ratio"].split(":")[0]
+        assert child.data.params["ratio"] == point["ratio"] and child.data.params["seed"] == str(point["seed"])
+        assert child.data.tags["mlflow.runName"] == f"ratio={point['ratio']} seed={point['seed']}"
+        assert child.data.tags["raysid.cached.result"] == ("true" if row["cached/result"][0] else "false")
+        assert not any(key.startswith("cached/") for key in child.data.metrics)  # cache hits are tags
+        assert child.data.metrics["time/result_cpu_s"] == row["time/result_cpu_s"][0]  # unrounded
         history = client.get_metric_history(child.info.run_id, "recommender_epoch/train/loss")
         assert len(history) >= 1
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
@@ -103,7 +113,8 @@ def test_optuna_search_with_asha_runs_and_reports(ray_local, tmp_path, tiny_over
     data.update(name="tiny-search", seeds=[3], smoke=tiny_overrides,
                 axes={"tokenizer.alpha": {"loguniform": [1.0e-3, 1.0e-1]}, "tokenizer.codebook_size": {"choice": [4, 8]}},
                 search={"algorithm": "optuna", "num_samples": 3, "scheduler": "asha", "grace_period": 1},
-                report={"rows": ["tokenizer.codebook_size"], "metrics": ["valid/ndcg@10"], "best": "valid/ndcg@10"})
+                report={"rows": ["tokenizer.codebook_size"], "metrics": ["test/ndcg@10"], "best": "test/ndcg@10", "top": 3,
+                        "importance": ["tokenizer.alpha", "tokenizer.codebook_size"]})
     data["base"]["evaluation"] = {"epoch_users": 20}
     data["base"]["recommender"]["epochs"] = 2
     study = parse_study(data, str(tmp_path / "tiny-search.yaml"))
@@ -114,7 +125,18 @@ def test_optuna_search_with_asha_runs_and_reports(ray_local, tmp_path, tiny_over
     alphas = [float(a) for a in outcome.trials["tokenizer.alpha"]]
     assert all(1e-3 <= a <= 1e-1 for a in alphas) and len(set(alphas)) == outcome.trials.height
     assert set(outcome.trials["seed"].to_list()) == {3}
-    assert "valid/ndcg@10" in outcome.report["markdown"].read_text()
+    summary = outcome.report["markdown"].read_text()
+    assert f"## Best {outcome.trials.height} trials by valid/ndcg@10" in summary  # chosen on validation, test shown
+    assert "| tokenizer.alpha | tokenizer.codebook_size | valid/ndcg@10 | test/ndcg@10 |" in summary
+    stored = optuna.load_study(study_name=outcome.optuna_study, storage=outcome.optuna_storage)  # what the dashboard opens
+    assert outcome.optuna_storage == f"sqlite:///{tmp_path / 'results' / 'optuna.db'}" and len(stored.trials) == 3
+    finished = [t for t in stored.trials if t.user_attrs["outcome"] == "finished"]
+    assert sorted(t.params["tokenizer.alpha"] for t in finished) == sorted(outcome.trials["tokenizer.alpha"].to_list())
+    by_alpha = dict(zip(outcome.trials["tokenizer.alpha"], outcome.trials["valid/ndcg@10"]))
+    assert all(t.value == by_alpha[t.params["tokenizer.alpha"]] for t in finished)
+    stopped = [t for t in stored.trials if t.user_attrs["outcome"].startswith("stopped early at epoch")]
+    assert len(stopped) == len(outcome.stopped) and all(t.state.name == "COMPLETE" for t in stopped)
+    assert f"Counted 3 trials ({len(finished)} finished" in summary  # importance: ASHA-stopped trials too
 
 
 def test_asha_without_epoch_metric_is_rejected_at_load(tmp_path):

@@ -29,7 +29,6 @@ import ray
 from pyarrow import fs as pafs
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search.optuna import OptunaSearch
 
 from raysid.cache import is_uri, open_store
 from raysid.config import ConfigError, flatten, stable_hash
@@ -38,12 +37,13 @@ from raysid import provenance
 from raysid.provenance import PREFIX as PROVENANCE
 from raysid.results import write_report
 from raysid.sweep.progress import SweepProgress
+from raysid.sweep.search import StoredOptunaSearch, load_search, open_storage, study_name
 from raysid.sweep.space import Axis, Study
 from raysid.sweep.table import trial_table
 from raysid.sweep.submit import use_local_token
 from raysid.sweep import interrupt
 from raysid.sweep.lock import ResultsLock
-from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, point_of, trial_label
+from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, log_report, point_of, trial_label
 
 
 TRAIN_DRIVER_CPUS = 0.5  # a trial that drives a TorchTrainer (Ray rejects 0)
@@ -66,6 +66,7 @@ class SweepSettings:
     storage: str | None = None  # Tune's experiment storage: folder or URI; default <results_dir>/tune
     mlflow_artifacts: str | None = None  # MLflow artifact root for new experiments; default below
     niceness: int = 0  # trial workers' niceness on a local Ray (Ray's own default is 15); a cluster keeps its own
+    optuna_storage: str | None = None  # where a sampled search stores its Optuna study; default below
 
     @property
     def cache_location(self) -> str:
@@ -87,6 +88,11 @@ class SweepSettings:
     @property
     def tracking(self) -> str:
         return self.tracking_uri or default_tracking_uri(self.results_dir)
+
+    @property
+    def optuna_url(self) -> str:
+        """The Optuna storage of a sampled search: given, else ``sqlite:///<results_dir>/optuna.db``."""
+        return self.optuna_storage or f"sqlite:///{Path(self.results_dir).expanduser().resolve() / 'optuna.db'}"
 
     @property
     def artifact_root(self) -> str | None:
@@ -121,6 +127,8 @@ class SweepOutcome:
     unfinished: list[str] = field(default_factory=list)  # trials an interruption left unfinished (none when it ran)
     resumable: bool = False  # Tune saved an experiment state that --resume can continue
     signal: str = ""  # the stop signal that interrupted it ("SIGINT", "SIGTERM"), if any
+    optuna_storage: str = ""  # a sampled search: where its Optuna study is stored (an RDB URL) ...
+    optuna_study: str = ""  # ... under this name (optuna.load_study(study_name=..., storage=...))
 
 
 def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool) -> None:
@@ -155,12 +163,14 @@ def _domain(axis: Axis) -> Any:
     }[axis.kind]()
 
 
-def tune_config(study: Study, max_concurrent: int) -> tune.TuneConfig:
-    """Search algorithm and scheduler from the study (both optimise the study's metric)."""
+def tune_config(study: Study, max_concurrent: int, storage: str | None = None, name: str | None = None) -> tune.TuneConfig:
+    """Search algorithm and scheduler from the study (both optimise the study's metric); a sampled search's
+    Optuna study is stored as ``name`` at ``storage`` (an RDB URL) when given."""
     search_alg, scheduler = None, None
     if study.search.algorithm == "optuna":
         sampler = optuna.samplers.TPESampler(seed=study.seeds[0])
-        search_alg = OptunaSearch(metric=study.metric, mode=study.mode, sampler=sampler)
+        search_alg = StoredOptunaSearch(metric=study.metric, mode=study.mode, sampler=sampler, study_name=name,
+                                        storage=open_storage(storage) if storage else None)
     if study.search.scheduler == "asha":
         scheduler = ASHAScheduler(metric=study.metric, mode=study.mode, grace_period=study.search.grace_period)
     return tune.TuneConfig(
@@ -266,7 +276,7 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=False,
                                    param_space=param_space(study, settings.smoke))
     else:
-        tuner = _new_tuner(study, settings, fn, concurrency, record["sweep_id"])
+        tuner = _new_tuner(study, settings, fn, concurrency, record)
         _write_record(experiment, record)
     with interrupt.tuning():
         grid = tuner.fit()
@@ -276,21 +286,26 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     unfinished = unfinished_trials(grid, study, settings.smoke)
     interrupted = bool(signal_name) or trials.height + len(failed) + len(stopped) < total
     out_dir = Path(settings.results_dir) / experiment_name(study, settings.smoke)
-    record = provenance.results_record(trials, study.name, settings.smoke)
-    report = write_report(trials, study.report, out_dir, record) if trials.height and not interrupted else {}
+    made = provenance.results_record(trials, study.name, settings.smoke)
+    search = load_search(record["optuna_storage"], record["optuna_study"]) if record.get("optuna_study") else None
+    report = write_report(trials, study.report, out_dir, made, search) if trials.height and not interrupted else {}
+    if report:
+        log_report(settings.tracking, study, record, report, trials)
     return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency,
                         failed, stopped, interrupted, experiment, total, unfinished if interrupted else [],
-                        bool(tune.Tuner.can_restore(experiment)), signal_name)
+                        bool(tune.Tuner.can_restore(experiment)), signal_name,
+                        record.get("optuna_storage", ""), record.get("optuna_study", ""))
 
 
-def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, sweep_id: str) -> tune.Tuner:
-    tracking = MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root,
-                              sweep_id=sweep_id, cache=settings.cache_location, owns_store=settings.tracking_uri is None)
+def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, record: dict[str, Any]) -> tune.Tuner:
+    tracking = MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root, sweep_id=record["sweep_id"],
+                              cache=settings.cache_location, owns_store=settings.tracking_uri is None,
+                              search=(record.get("optuna_storage", ""), record.get("optuna_study", "")))
     progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress, metric=study.metric)
     return tune.Tuner(
         fn,
         param_space=param_space(study, settings.smoke),
-        tune_config=tune_config(study, concurrency),
+        tune_config=tune_config(study, concurrency, record.get("optuna_storage"), record.get("optuna_study")),
         run_config=tune.RunConfig(
             name=experiment_name(study, settings.smoke), storage_path=settings.storage_location,
             callbacks=[tracking, progress, interrupt.ForwardStop()], verbose=0,
@@ -305,8 +320,13 @@ def study_fingerprint(study: Study) -> str:
 
 
 def _new_record(study: Study, settings: SweepSettings) -> dict[str, Any]:
-    return {"sweep_id": uuid.uuid4().hex, "study": study.name, "fingerprint": study_fingerprint(study),
-            "smoke": settings.smoke, "tracking_uri": settings.tracking, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    sweep_id = uuid.uuid4().hex
+    record = {"sweep_id": sweep_id, "study": study.name, "fingerprint": study_fingerprint(study),
+              "smoke": settings.smoke, "tracking_uri": settings.tracking, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if study.search.algorithm == "optuna":  # the search's Optuna study, stored for optuna-dashboard and the report
+        record |= {"optuna_storage": settings.optuna_url,
+                   "optuna_study": study_name(experiment_name(study, settings.smoke), sweep_id)}
+    return record
 
 
 def _resume_record(experiment: str, study: Study, settings: SweepSettings) -> dict[str, Any]:

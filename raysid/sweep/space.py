@@ -209,6 +209,8 @@ def parse_study(data: Mapping[str, Any], source: str) -> Study:
         smoke=smoke, smoke_seeds=smoke_seeds, source=source, parent=parent, axes_spec=axes_spec,
     )
     study = study if study.metric else dataclasses.replace(study, metric=_default_metric(study))
+    if not study.report.select:  # the best trials are chosen on the metric the search optimised
+        study = dataclasses.replace(study, report=dataclasses.replace(study.report, select=study.metric, select_mode=study.mode))
     _check_points(study)
     return study
 

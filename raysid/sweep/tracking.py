@@ -2,10 +2,24 @@
 
 All writes happen in the driver process (a Tune callback), so a local SQLite store has a single writer and
 trials stay free of MLflow code.
+
+The study's experiment is the study's dashboard: it is tagged as model training
+(``mlflow.experimentKind=custom_model_development``), its primary metric is the report's headline metric (the
+first chart), and it carries a saved view ``raysid`` (experiment tag ``mlflow.sharedViewState.raysid``, listed
+under "Views") whose runs table shows the axes, the seed and the study's metric columns: MLflow 3.17's UI
+otherwise opens every experiment with its fixed default columns (Source, Models, Dataset) and keeps later
+choices in the browser's local storage only. ``view_url`` gives the address that opens it in the UI's
+model-training mode (the UI takes its "GenAI | Model training" mode from the URL or the browser, where it
+defaults to GenAI and calls runs "Evaluations"). A trial run is named by its grid point (``ratio=2:2 seed=1``) and has the axis values
+and seed as params beside its config, its metrics unrounded, and its stage cache hits as tags
+(``raysid.cached.<stage>``). The sweep run gets the report once it is written (``log_report``) and, where
+psutil is installed, MLflow's system metrics (CPU, memory, disk, network; GPUs through pynvml).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import json
 import math
 import time
@@ -14,7 +28,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunTag
+import polars as pl
+from mlflow.entities import Metric, Param, RunTag, ViewType
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from ray import tune
 
@@ -22,11 +38,17 @@ from raysid import provenance
 from raysid.cache import CacheWarning, open_store
 from raysid.config import flatten
 from raysid.pipeline import trial_config_dict
+from raysid.results import COST_COLUMNS, best_rows
 from raysid.sweep import interrupt
 from raysid.sweep.space import Study
 
 PARAM_LIMIT = 6000  # MLflow's maximum param value length
 SEARCH_LIMIT = 50_000  # runs one search returns (MLflow's maximum page)
+EXPERIMENT_KIND = "custom_model_development"  # MLflow 3.17's kind for model training (vs genai_development)
+VIEW = "raysid"  # id of the saved view raysid keeps on each study's experiment
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW}"  # where MLflow's UI keeps saved views
+PRIMARY_METRIC_TAG = "mlflow.experiment.primaryMetric.name"  # the UI's first chart
+CACHED = "cached/"  # a trial's stage cache hits (1.0/0.0 in its result): tags, not metrics
 
 
 def default_tracking_uri(results_dir: Path) -> str:
@@ -40,6 +62,55 @@ def experiment_id(client: MlflowClient, name: str, artifact_root: str | Path | N
     if experiment is not None:
         return experiment.experiment_id
     return client.create_experiment(name, artifact_location=_artifact_location(artifact_root, name))
+
+
+def describe_experiment(client: MlflowClient, experiment: str, study: Study) -> None:
+    """Tag the study's experiment as model training, with its primary metric, its saved view and (once) a note."""
+    tags = {"mlflow.experimentKind": EXPERIMENT_KIND, PRIMARY_METRIC_TAG: _metric_key(study.report.best),
+            VIEW_TAG: json.dumps(study_view(study))}
+    if "mlflow.note.content" not in client.get_experiment(experiment).tags:  # a note a person edited stays
+        tags["mlflow.note.content"] = (f"{study.description.strip()}\n\nOne run per `raysid sweep {study.name}` with "
+                                       "a nested run per trial, named by its grid point. Open the view "
+                                       f"'{VIEW}' (Views) for the study's metric columns.")
+    for key, value in tags.items():
+        client.set_experiment_tag(experiment, key, value)
+
+
+def study_view(study: Study) -> dict[str, Any]:
+    """A saved view of MLflow's runs table (envelope and state as its UI writes them): axes, seed, metrics."""
+    metrics = dict.fromkeys((study.metric, *study.report.columns, *(COST_COLUMNS if study.report.cost else ())))
+    columns = [f"params.`{name}`" for name in (*(axis.name for axis in study.axes), "seed")]
+    columns += [f"metrics.`{_metric_key(metric)}`" for metric in metrics]
+    now = int(time.time() * 1000)
+    return {"name": f"{study.name}: metrics by trial", "createdAt": now, "updatedAt": now,
+            "state": json.dumps({"selectedColumns": columns})}
+
+
+def view_url(server: str, experiment: str) -> str:
+    """The address of the study's runs table in raysid's saved view, on the MLflow UI at ``server``, in the UI's
+    model-training mode (MLflow 3.17 takes it from this URL or the browser, not from the experiment's kind)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment}/runs?viewStateShareKey={VIEW}&workflowType=machine_learning"
+
+
+def study_views(tracking_uri: str) -> list[tuple[str, str]]:
+    """(name, experiment id) of every study experiment in the store that has raysid's saved view; none when
+    the store is a local SQLite file that does not exist yet (it is not created)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri.removeprefix("sqlite:///")).exists():
+        return []
+    experiments = MlflowClient(tracking_uri).search_experiments(view_type=ViewType.ACTIVE_ONLY)
+    return [(e.name, e.experiment_id) for e in experiments if VIEW_TAG in e.tags]
+
+
+def retire_empty_default(client: MlflowClient) -> None:
+    """Delete MLflow's "Default" experiment when it has no run (raysid never logs there): the UI then lists
+    only the studies."""
+    try:
+        default = client.get_experiment("0")
+    except MlflowException:
+        return
+    if default.name == "Default" and default.lifecycle_stage == "active" and \
+            not client.search_runs(["0"], max_results=1, run_view_type=ViewType.ALL):
+        client.delete_experiment("0")
 
 
 def _artifact_location(root: str | Path | None, name: str) -> str | None:
@@ -66,8 +137,10 @@ class MLflowTracking(tune.Callback):
     """
 
     def __init__(self, tracking_uri: str, study: Study, smoke: bool, artifact_root: str | Path | None,
-                 sweep_id: str = "", cache: str | None = None, owns_store: bool = False):
+                 sweep_id: str = "", cache: str | None = None, owns_store: bool = False, search: tuple[str, str] = ("", "")):
         self.tracking_uri, self.study, self.smoke, self.artifact_root = tracking_uri, study, smoke, artifact_root
+        self.search = search  # a sampled search's stored Optuna study: (storage URL, study name)
+        self.monitor: Any = None  # MLflow's system metrics monitor of the sweep run (with psutil)
         # the store is the locked results folder's own: a RUNNING run of another sweep there lost its driver
         self.owns_store = owns_store
         self.sweep_id = sweep_id or uuid.uuid4().hex
@@ -87,6 +160,9 @@ class MLflowTracking(tune.Callback):
     def setup(self, **info: Any) -> None:
         self.client = MlflowClient(self.tracking_uri)
         self.experiment_id = experiment_id(self.client, self.study.name, self.artifact_root)
+        describe_experiment(self.client, self.experiment_id, self.study)
+        if self.owns_store:
+            retire_empty_default(self.client)
         runs = self.client.search_runs([self.experiment_id], f"tags.`raysid.sweep_id` = '{self.sweep_id}'",
                                        max_results=SEARCH_LIMIT)
         parents = [r.info.run_id for r in runs if r.data.tags.get("raysid.kind") == "sweep"]
@@ -98,6 +174,7 @@ class MLflowTracking(tune.Callback):
             self.parent_run_id = parents[0]
             self._restart(self.parent_run_id)
             self.client.set_tag(self.parent_run_id, "raysid.resumed", time.strftime("%Y-%m-%d %H:%M:%S"))
+            self._start_system_metrics(resume=True)
             return
         if self.owns_store:
             self._end_abandoned()
@@ -108,8 +185,25 @@ class MLflowTracking(tune.Callback):
         )
         self.parent_run_id = run.info.run_id
         params = {"study.source": self.study.source, "study.metric": self.study.metric, "study.mode": self.study.mode,
-                  "study.seeds": list(self.study.seeds), "study.axes": [a.name for a in self.study.axes]}
+                  "study.seeds": list(self.study.seeds_for(self.smoke)), "study.axes": [a.name for a in self.study.axes]}
+        if self.search[1]:
+            params |= {"optuna.storage": self.search[0], "optuna.study": self.search[1]}
         self._log_params(self.parent_run_id, params)
+        self._start_system_metrics(resume=False)
+
+    def _start_system_metrics(self, resume: bool) -> None:
+        """MLflow's system metrics on the sweep run, sampled in this process, when psutil is installed."""
+        if importlib.util.find_spec("psutil") is None:
+            return
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        self.monitor = SystemMetricsMonitor(self.parent_run_id, resume_logging=resume, tracking_uri=self.tracking_uri)
+        self.monitor.start()
+
+    def _stop_system_metrics(self) -> None:
+        if self.monitor is not None:
+            self.monitor.finish()
+            self.monitor = None
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         key = self.trial_key(trial)
@@ -127,7 +221,7 @@ class MLflowTracking(tune.Callback):
         self.trial_runs[key] = run.info.run_id
         self.logged[run.info.run_id] = set()
         config = trial_config_dict(self.study.resolve(point, self.smoke))
-        self._log_params(run.info.run_id, flatten(config))
+        self._log_params(run.info.run_id, flatten(config) | point)  # the axis values and seed as params too
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         run_id = self.trial_runs[self.trial_key(trial)]
@@ -138,11 +232,13 @@ class MLflowTracking(tune.Callback):
             return
         if result.get("cache/repairs"):  # the trial's own CacheWarning went to its worker's log only
             warnings.warn(str(result["cache/repairs"]), CacheWarning, stacklevel=2)
-        if not self._log_metrics(run_id, final_metrics(result), step=0, step_key="final"):
+        metrics = {k: v for k, v in final_metrics(result).items() if not k.startswith(CACHED)}
+        if not self._log_metrics(run_id, metrics, step=0, step_key="final"):
             return  # a resumed trial's final metrics and artifacts are in its run already
-        made_by = [RunTag(k, str(v)) for k, v in result.items() if k.startswith(provenance.PREFIX)]
-        if made_by:  # the provenance of the run that produced the metrics (this one, or the cached one's)
-            self.client.log_batch(run_id, tags=made_by)
+        tags = [RunTag(k, str(v)) for k, v in result.items() if k.startswith(provenance.PREFIX)]  # who made the metrics
+        tags += [RunTag(f"raysid.cached.{k[len(CACHED):]}", str(bool(v)).lower()) for k, v in result.items() if k.startswith(CACHED)]
+        if tags:
+            self.client.log_batch(run_id, tags=tags)
         folder = self._result_folder(result)
         for name in ("config.json", "semantic_ids.parquet", "usage.parquet"):
             if folder is not None and (folder / name).exists():
@@ -171,6 +267,7 @@ class MLflowTracking(tune.Callback):
         self.client.set_tag(run_id, "raysid.error", error_summary(trial.error_file))
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._stop_system_metrics()
         if interrupt.received():  # Tune marked the trials it stopped TERMINATED: ask MLflow what is still running
             for run_id in self.trial_runs.values():
                 if self.client.get_run(run_id).info.status == "RUNNING":  # the resumed sweep sets it RUNNING again
@@ -208,7 +305,7 @@ class MLflowTracking(tune.Callback):
         self.client.set_terminated(run_id, "KILLED")
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "client": None}
+        return {**self.__dict__, "client": None, "monitor": None}
 
     def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
         entries = [Param(key, str(value)[:PARAM_LIMIT]) for key, value in params.items()]
@@ -227,6 +324,39 @@ class MLflowTracking(tune.Callback):
         for start in range(0, max(len(entries), 1), 500):
             self.client.log_batch(run_id, metrics=entries[start:start + 500], tags=[RunTag("raysid.logged", "1"), steps])
         return True
+
+
+def log_report(tracking_uri: str, study: Study, record: dict[str, Any], paths: dict[str, Path],
+               trials: pl.DataFrame) -> str:
+    """Give the sweep run of ``record`` (its sweep id and smoke flag) the report: every file of ``paths``
+    (summary.md, summary.parquet, trials.parquet, the plots, provenance.json), the resolved study
+    (``study.json``) and, as metrics, the best group's means (``best_mean/<metric>``, tag
+    ``raysid.best_group``); the run's id."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(study.name)
+    runs = client.search_runs([experiment.experiment_id], f"tags.`raysid.sweep_id` = '{record['sweep_id']}' and "
+                              "tags.`raysid.kind` = 'sweep'", max_results=1)
+    run_id = runs[0].info.run_id
+    for path in paths.values():
+        client.log_artifact(run_id, str(path))
+    client.log_dict(run_id, resolved_study(study, bool(record.get("smoke"))), "study.json")
+    summary = pl.read_parquet(paths["summary"])
+    best = best_rows(summary, study.report)
+    if best:
+        row = summary.row(best[0], named=True)
+        now = int(time.time() * 1000)
+        metrics = [Metric(f"best_mean/{_metric_key(m)}", float(row[f"{m}/mean"]), now, 0)
+                   for m in study.report.columns if _is_number(row[f"{m}/mean"])]
+        client.log_batch(run_id, metrics=metrics, tags=[RunTag("raysid.best_group", str(row["group"]))])
+    client.log_metric(run_id, "trials", float(trials.height))
+    return run_id
+
+
+def resolved_study(study: Study, smoke: bool) -> dict[str, Any]:
+    """The study as the sweep ran it: every field (``extends:`` and ``--set`` applied), the seeds used and the
+    resolved config of its first point."""
+    return {**dataclasses.asdict(study), "smoke_run": smoke, "seeds_used": list(study.seeds_for(smoke)),
+            "first_point": trial_config_dict(study.resolve(study.first_point(), smoke))}
 
 
 def error_summary(error_file: str | None, limit: int = 2000) -> str:
