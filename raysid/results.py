@@ -23,15 +23,6 @@ import polars as pl
 from raysid.importance import render_search
 from raysid.provenance import summary_line
 
-# Two-sided 95% quantiles t(0.975, df) of Student's t, df = 1..30.
-_T975 = (
-    12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851, 2.364624252,
-    2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830, 2.160368656, 2.144786688,
-    2.131449546, 2.119905299, 2.109815578, 2.100922040, 2.093024054, 2.085963447, 2.079613845,
-    2.073873068, 2.068657610, 2.063898562, 2.059538553, 2.055529439, 2.051830516, 2.048407142,
-    2.045229642, 2.042272456,
-)
-_Z975 = 1.959963984540054
 SUMMARY_COLUMNS = ("group", "is_baseline", "trials", "seeds")  # added to the axis columns
 BEST_MARKER = "★"
 
@@ -71,17 +62,12 @@ class ReportLayout:
 
 
 def t_quantile_975(df: int) -> float:
-    """t(0.975, df): exact table for df <= 30, Cornish-Fisher expansion (error < 1e-5) beyond."""
+    """t(0.975, df), the two-sided 95% quantile of Student's t (scipy.stats.t)."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = _Z975  # Abramowitz & Stegun 26.7.5
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+    from scipy.stats import t  # here, not at the top: `raysid show` imports this module and should stay light
+
+    return float(t.ppf(0.975, df))
 
 
 def check_columns(trials: pl.DataFrame, layout: ReportLayout) -> None:
