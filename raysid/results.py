@@ -11,7 +11,6 @@ group with n = 1 has a null std and a null half-width (no interval can be estima
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,53 +286,26 @@ def render_markdown(summary: pl.DataFrame, layout: ReportLayout) -> str:
 # plot
 
 
-def _plot_metric(ax: Any, summary: pl.DataFrame, layout: ReportLayout, metric: str) -> None:
-    """Bars of one metric per group with 95% error bars, the baseline as a dashed line."""
-    groups = summary.filter(~pl.col("is_baseline"))
-    means = groups[f"{metric}/mean"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-    halves = groups[f"{metric}/ci95"].cast(pl.Float64).fill_null(0.0).to_numpy()
-    ax.set_title(metric, fontsize=10)
-    if not np.isfinite(means).any():
-        ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        return
-    x = np.arange(groups.height)
-    best = set(best_rows(groups, layout)) if metric == layout.best else set()
-    colors = ["tab:orange" if i in best else "tab:blue" for i in x]
-    ax.bar(x, np.nan_to_num(means), yerr=halves, color=colors, capsize=4)
-    ax.set_xticks(x, groups["group"].to_list(), rotation=30 if groups.height > 4 else 0, fontsize=8)
-    baseline = summary.filter(pl.col("is_baseline"))
-    if baseline.height and baseline[f"{metric}/mean"][0] is not None:
-        ax.axhline(baseline[f"{metric}/mean"][0], color="black", linestyle="--", label=baseline["group"][0])
-        ax.legend(fontsize=7)
+def plot(trials: pl.DataFrame, layout: ReportLayout, path: str | Path) -> dict[str, Path]:
+    """Write the summary figure (``raysid.reporting.plots``) as a PNG at ``path`` and an SVG beside it."""
+    from raysid.reporting.plots import save_figure, summary_figure
+
+    return save_figure(summary_figure(trials, layout), path)
 
 
-def plot(summary: pl.DataFrame, layout: ReportLayout, path: str | Path) -> Path:
-    """Write a PNG with one panel per metric (bars ± 95% CI per group, dashed baseline)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _health(trials: pl.DataFrame, layout: ReportLayout, out: Path) -> tuple[str, dict[str, Path]]:
+    """The tokenizer-health section (``raysid.reporting.health``) against ``layout.best`` and its plots."""
+    from raysid.paired import row_labels
+    from raysid.reporting.health import write_health
 
-    metrics = layout.columns
-    cols = min(3, len(metrics))
-    rows = math.ceil(len(metrics) / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.4 * rows))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, metric in zip(axes, metrics):
-        _plot_metric(ax, summary, layout, metric)
-    for ax in axes[len(metrics):]:
-        ax.set_axis_off()
-    fig.suptitle(layout.title or f"Ablation over {', '.join(layout.rows) or 'all trials'}")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    return path
+    lines, paths = write_health(trials, layout.best, row_labels(trials, layout.rows).to_list(), out)
+    return ("\n" + "\n".join(lines) if lines else ""), paths
 
 
 def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path,
                  provenance: dict[str, Any] | None = None) -> dict[str, Path]:
-    """Write ``trials.parquet``, ``summary.md``, ``summary.png`` and, when given, ``provenance.json`` (see
+    """Write ``trials.parquet``, ``summary.md`` (with the tokenizer-health section), ``summary.png``/``.svg``,
+    ``health.png``/``.svg`` when some quality measure varies and, when given, ``provenance.json`` (see
     ``raysid.provenance.results_record``) into out_dir; return their paths."""
     check_columns(trials, layout)
     out = Path(out_dir)
@@ -345,10 +317,13 @@ def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path
     if layout.top or layout.importance:
         params = layout.importance or layout.rows
         markdown += "\n".join(render_search(trials, tuple(params), layout.best, layout.mode, layout.top or 5)) + "\n"
+    health, health_paths = _health(trials, layout, out)
+    markdown += health
+    paths.update(health_paths)
     if provenance is not None:
         paths["provenance"] = out / "provenance.json"
         paths["provenance"].write_text(json.dumps(provenance, indent=2) + "\n")
         markdown += "\n" + summary_line(provenance) + "\n"
     paths["markdown"].write_text(markdown)
-    plot(summary, layout, paths["plot"])
+    paths.update(plot(trials, layout, paths["plot"]))
     return paths

@@ -104,7 +104,8 @@ def test_markdown_has_baseline_row_and_explains_cells():
 def test_write_report_files(tmp_path):
     trials = make_trials()
     paths = write_report(trials, NDCG_MAX, tmp_path / "study")
-    assert {p.name for p in paths.values()} == {"trials.parquet", "summary.md", "summary.png"}
+    assert {p.name for p in paths.values()} == {"trials.parquet", "summary.md", "summary.png", "summary.svg",
+                                               "health.png", "health.svg"}  # sid/conflict_rate against the metric
     assert_frame_equal(pl.read_parquet(paths["trials"]), trials)
     png = paths["plot"].read_bytes()
     assert len(png) > 0 and png[:8] == b"\x89PNG\r\n\x1a\n"
