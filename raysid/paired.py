@@ -82,6 +82,11 @@ def paired_difference(trials: pl.DataFrame, layout: ReportLayout, metric: str, f
     """``metric(first) − metric(second)`` over the seeds both rows have (either may be ``BASELINE``)."""
     a = per_seed_values(trials, layout, metric, first)
     b = per_seed_values(trials, layout, metric, second)
+    return seedwise(first, second, metric, a, b)
+
+
+def seedwise(first: str, second: str, metric: str, a: dict[int, float], b: dict[int, float]) -> PairedDifference:
+    """``a − b`` over the seeds both {seed: value} maps have, with its 95% t-interval."""
     common = sorted(set(a) & set(b))
     differences = np.array([a[s] - b[s] for s in common], dtype=np.float64)
     if len(differences) == 0:

@@ -6,8 +6,8 @@ conflict rate, the normalised usage entropy of each code position, 3MToken's rec
 and its retrieval precision/recall/hit@10. The statistic is Spearman's ρ (``scipy.stats.spearmanr``, ties
 given their average rank); its 95% interval comes from Fisher's z transform, tanh(atanh ρ ± 1.96·σ) with
 σ = √(1.06 / (n − 3)), the standard error Fieller, Hartley & Pearson (1957) give for Spearman's ρ: no
-resampling, so no seed. An interval needs n ≥ 4 trials; a measure constant over the trials (or a constant
-metric) has no ρ and is named instead. Rows go strongest |ρ| first; a scatter plot shows each measure
+resampling, so no seed. A measure found in fewer than 4 trials (n − 3 > 0), or constant over the trials (or
+a constant metric), has no ρ and is named instead. Rows go strongest |ρ| first; a scatter plot shows each measure
 against the metric, a colour per table row.
 """
 
@@ -39,7 +39,7 @@ class Correlation:
 
     measure: str
     rho: float | None  # None: the measure or the metric is constant over the trials, or too few trials
-    low: float | None  # None when rho is None or trials < MIN_TRIALS
+    low: float | None  # None when rho is None
     high: float | None
     trials: int  # trials where both values are finite
     note: str = ""  # why there is no ρ
@@ -61,14 +61,12 @@ def spearman(measure: str, x: np.ndarray, y: np.ndarray) -> Correlation:
 
     keep = np.isfinite(x) & np.isfinite(y)
     x, y, n = x[keep], y[keep], int(keep.sum())
-    if n < 2:
-        return Correlation(measure, None, None, None, n, "fewer than 2 trials")
+    if n < MIN_TRIALS:  # a ρ of 3 pairs is ±1 or ±0.5 by construction: not shown
+        return Correlation(measure, None, None, None, n, f"only {n} trials have it")
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         note = f"{x[0]:.4g} in every trial" if np.ptp(x) == 0 else f"the metric is {y[0]:.4g} in every trial"
         return Correlation(measure, None, None, None, n, note)
     rho = float(spearmanr(x, y).statistic)
-    if n < MIN_TRIALS:
-        return Correlation(measure, rho, None, None, n)
     z, sigma = math.atanh(max(-1.0, min(1.0, rho)) * (1 - 1e-12)), math.sqrt(FIELLER_VARIANCE / (n - 3))
     return Correlation(measure, rho, math.tanh(z - Z975 * sigma), math.tanh(z + Z975 * sigma), n)
 
