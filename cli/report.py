@@ -29,7 +29,7 @@ def report(
     study: Annotated[str, typer.Argument(help="Study name or YAML path (its folder RESULTS_DIR/STUDY), or a results folder.")],
     results_dir: ResultsDir = Path("results"),
     smoke: Annotated[bool, typer.Option(help="The study's --smoke folder (RESULTS_DIR/STUDY-smoke).")] = False,
-    out: Annotated[Optional[Path], typer.Option(help="Write summary.md and the plots here instead of into the results folder.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write summary.md and the plots here, not into the results folder.")] = None,
 ) -> None:
     """Render a finished sweep's summary from its results folder, without re-running: the table (and the
     tokenizer-health correlations) in the terminal; summary.md, summary.png/.svg and health.png/.svg on disk."""

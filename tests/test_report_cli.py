@@ -44,7 +44,7 @@ def test_report_renders_the_committed_summary_again_without_running(tmp_path):
     assert "| 3:1 |" not in terminal and "---:" not in terminal  # rendered, not raw markdown
     row = next(line for line in terminal.splitlines() if line.strip().startswith("3:1"))
     assert "0.1047 ± 0.0285 ★" in row and "0.2250 ± 0.0396" in row
-    assert "Spearman ρ" in terminal and f"summary.svg" in terminal
+    assert "Spearman ρ" in terminal and "summary.svg" in terminal
 
 
 def test_report_accepts_a_folder_and_writes_elsewhere_with_out(tmp_path):
@@ -59,7 +59,8 @@ def test_report_accepts_a_folder_and_writes_elsewhere_with_out(tmp_path):
 def test_report_names_what_is_missing(tmp_path):
     result = CliRunner().invoke(app, ["report", "musicrec-ratio", "--results-dir", str(tmp_path)], env=WIDE)
     assert result.exit_code == 2
-    assert f"{tmp_path}/musicrec-ratio: no trials.parquet; run `raysid sweep musicrec-ratio` first" in " ".join(result.output.split())
+    message = " ".join(result.output.split())
+    assert f"{tmp_path}/musicrec-ratio: no trials.parquet; run `raysid sweep musicrec-ratio` first" in message
     result = CliRunner().invoke(app, ["report", "musicrec-rato"], env=WIDE)
     assert result.exit_code == 2 and "did you mean 'musicrec-ratio'?" in result.output
 
@@ -97,7 +98,8 @@ def test_compare_two_studies_gives_paired_differences_over_matching_seeds(tmp_pa
         mean, low, high, seeds = by_hand(a, b, "test/ndcg@10", ratio)
         cells = rows[("test/ndcg@10", ratio)]
         assert seeds == 2 and cells[6] == "2"
-        assert float(cells[2]) == pytest.approx(a.filter((pl.col("ratio") == ratio) & (pl.col("seed") < 2))["test/ndcg@10"].mean(), abs=5e-5)
+        shared = a.filter((pl.col("ratio") == ratio) & (pl.col("seed") < 2))
+        assert float(cells[2]) == pytest.approx(shared["test/ndcg@10"].mean(), abs=5e-5)
         assert float(cells[4]) == pytest.approx(mean, abs=5e-5)
         assert cells[5] == f"[{low:+.4f}, {high:+.4f}]"
         assert cells[7] == ("✓" if low > 0 or high < 0 else "")
@@ -105,7 +107,8 @@ def test_compare_two_studies_gives_paired_differences_over_matching_seeds(tmp_pa
 
 def test_compare_says_why_nothing_matches(tmp_path):
     results = copy_results(tmp_path, "musicrec-ratio", "musicrec-ablation")
-    other_axes = CliRunner().invoke(app, ["compare", "musicrec-ratio", "musicrec-ablation", "--results-dir", str(results)], env=WIDE)
+    other_axes = CliRunner().invoke(app, ["compare", "musicrec-ratio", "musicrec-ablation", "--results-dir", str(results)],
+                                    env=WIDE)
     assert other_axes.exit_code == 2
     assert "varies ratio but" in other_axes.output and "varies variant" in other_axes.output
     shifted = tmp_path / "shifted"

@@ -103,7 +103,8 @@ def render_health(found: list[Correlation], target: str, plot_name: str | None) 
              + (f" Scatter plots: `{plot_name}`." if plot_name else ""), ""]
     rows = [c for c in found if c.rho is not None]
     if rows:
-        lines += ["| quality measure | better | Spearman ρ | 95% interval | trials | excludes 0 |", "|---|---|---:|---|---:|---|"]
+        lines += ["| quality measure | better | Spearman ρ | 95% interval | trials | excludes 0 |",
+                  "|---|---|---:|---|---:|---|"]
         for c in rows:
             better = (scale_of(c.measure).better or "").split(" ")[0] or "—"
             lines.append(f"| `{c.measure}` | {better} | {_number(c.rho)} | {interval_text(c)} | {c.trials} | "

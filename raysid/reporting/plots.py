@@ -164,14 +164,16 @@ def summary_figure(trials: pl.DataFrame, layout: ReportLayout) -> Any:
     x_axis, series_axes = choose_x(groups, layout.rows)
     placed = cells(groups, x_axis, series_axes)
     best, best_note = separated_best(trials, layout) if layout.best in drawn else (None, "")
-    columns = min(3, max(1, len(drawn)))
+    columns = 2 if len(drawn) == 4 else min(3, max(1, len(drawn)))  # 2 × 2 rather than 3 + 1
     rows = math.ceil(max(1, len(drawn)) / columns)
     width = 4.8 * columns  # the panels'; the legend's is added on the right
     starred = [f"★ best ({best}): paired interval separates it"] if best else []
-    legend = max(len(label) for label in [c.series for c in placed] + ["one trial (one seed)", f"{layout.baseline} (baseline)", *starred])
+    entries = [c.series for c in placed] + ["one trial (one seed)", f"{layout.baseline} (baseline)", *starred]
+    legend = max(len(label) for label in entries)  # characters of its widest entry
     text = "\n".join(textwrap.wrap(caption(summary, layout, notes, best_note), int(width * 15)))
     caption_height = (text.count("\n") + 1) * CAPTION_LINE_INCHES
-    fig = Figure(figsize=(width + 0.6 + legend * CHAR_INCHES * 0.85, 3.8 * rows + caption_height + 0.9), layout="constrained")
+    fig = Figure(figsize=(width + 0.6 + legend * CHAR_INCHES * 0.85, 3.8 * rows + caption_height + 0.9),
+                 layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     labels = paired.row_labels(trials, layout.rows).to_list()

@@ -46,6 +46,7 @@ class StageEvents:
 
     def __init__(self, board: str, trial: str, epochs: dict[str, int | None]):
         self.trial, self.epochs = trial, epochs  # epochs: stage -> epochs it trains for
+        self.done: dict[str, int] = {}  # stage -> epochs reported (models count from 0 or from 1: counted here)
         self.board = None
         if board:
             try:
@@ -57,8 +58,9 @@ class StageEvents:
         self._send({"stage": stage})
 
     def epoch(self, stage: str, epoch: int, values: dict[str, float]) -> None:
+        self.done[stage] = self.done.get(stage, 0) + 1
         numbers = {k: float(v) for k, v in values.items() if isinstance(v, (int, float))}
-        self._send({"stage": stage, "epoch": epoch + 1, "epochs": self.epochs.get(stage), "values": numbers})
+        self._send({"stage": stage, "epoch": self.done[stage], "epochs": self.epochs.get(stage), "values": numbers})
 
     def _send(self, event: dict) -> None:
         if self.board is not None:
