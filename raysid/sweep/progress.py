@@ -155,15 +155,13 @@ class SweepProgress(tune.Callback):
             return
         for event in ray.get(self.board.take.remote(), timeout=30):
             row = self.rows.setdefault(event["trial"], TrialRow(event["trial"]))
-            if row.state in ("done", "failed", "stopped early"):
+            if row.ended is not None:  # a late event of an ended trial
                 continue
             apply_event(row, event, self.metric)
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         if "stage" not in result:
             self.finals[trial.trial_id] = result
-            if isinstance(result.get(self.metric), (int, float)):
-                self.row(trial).metric = (self.metric, float(result[self.metric]))
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._end(trial, "done")
@@ -178,6 +176,8 @@ class SweepProgress(tune.Callback):
         outcome = "stopped early" if outcome == "done" and not result else outcome  # by the scheduler, or a stop signal
         row = self.row(trial)
         row.state, row.ended = (f"{outcome} (cached)" if result.get("cached/result") else outcome), time.monotonic()
+        if isinstance(result.get(self.metric), (int, float)):  # the final value, after any late epoch event
+            row.metric = (self.metric, float(result[self.metric]))
         self._line(trial, outcome)
         self._refresh()
 
