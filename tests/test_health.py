@@ -88,6 +88,7 @@ def test_report_section_and_scatter_plot(ablation, tmp_path):
 def test_too_few_trials_or_no_measure_gives_no_interval_or_no_section(tmp_path):
     trials = pl.DataFrame({"seed": [0, 1, 2], "r": ["a", "b", "c"], "sid/cur": [0.1, 0.2, 0.3], TARGET: [0.3, 0.1, 0.2]})
     (c,) = correlations(trials, TARGET)
-    assert c.rho is None and c.note == "only 3 trials have it"  # ρ of 3 pairs is ±1 or ±0.5 by construction
+    assert c.rho is None and c.note == "in only 3 trials"  # ρ of 3 pairs is ±1 or ±0.5 by construction
     layout = ReportLayout(rows=("r",), metrics=(TARGET,), best=TARGET, baseline=None)
+    assert "needs at least 4 trials; this study has 3" in write_report(trials, layout, tmp_path)["markdown"].read_text()
     assert "Tokenizer health" not in write_report(trials.drop("sid/cur"), layout, tmp_path)["markdown"].read_text()

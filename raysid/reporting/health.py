@@ -62,7 +62,7 @@ def spearman(measure: str, x: np.ndarray, y: np.ndarray) -> Correlation:
     keep = np.isfinite(x) & np.isfinite(y)
     x, y, n = x[keep], y[keep], int(keep.sum())
     if n < MIN_TRIALS:  # a ρ of 3 pairs is ±1 or ±0.5 by construction: not shown
-        return Correlation(measure, None, None, None, n, f"only {n} trials have it")
+        return Correlation(measure, None, None, None, n, f"in only {n} trial{'s' if n != 1 else ''}")
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         note = f"{x[0]:.4g} in every trial" if np.ptp(x) == 0 else f"the metric is {y[0]:.4g} in every trial"
         return Correlation(measure, None, None, None, n, note)
@@ -95,6 +95,9 @@ def render_health(found: list[Correlation], target: str, plot_name: str | None) 
     if not found:
         return []
     n = max(c.trials for c in found)
+    if n < MIN_TRIALS:
+        return [f"## Tokenizer health against `{target}`", "",
+                f"Not computed: a rank correlation with an interval needs at least {MIN_TRIALS} trials; this study has {n}.", ""]
     lines = [f"## Tokenizer health against `{target}`", "",
              f"Spearman's rank correlation ρ over the {n} trials (every grid point and seed) between each semantic-ID "
              f"quality measure and `{target}`; the 95% interval is Fisher's z, tanh(atanh ρ ± 1.96·√(1.06/(n−3))) "
