@@ -268,7 +268,8 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     concurrency = settings.max_concurrent or study.search.max_concurrent or _fitting_trials(first)
     fn = tune.with_resources(tune.with_parameters(
         trainable, study=study, smoke=settings.smoke, cache_root=settings.cache_location,
-        report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none", board=board_name(record),
+        report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none",
+        board=board_name(record["sweep_id"]),
     ), trial_resources(first))
     if settings.resume:
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=False,
@@ -295,7 +296,7 @@ def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int,
     tracking = MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root,
                               sweep_id=sweep_id, cache=settings.cache_location, owns_store=settings.tracking_uri is None)
     progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress, metric=study.metric,
-                             board=board_name({"sweep_id": sweep_id}))
+                             board=board_name(sweep_id))
     return tune.Tuner(
         fn,
         param_space=param_space(study, settings.smoke),
@@ -308,9 +309,9 @@ def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int,
     )
 
 
-def board_name(record: dict[str, Any]) -> str:
+def board_name(sweep_id: str) -> str:
     """The progress board's actor name: one per sweep, the same when it resumes."""
-    return f"raysid-progress-{record['sweep_id']}"
+    return f"raysid-progress-{sweep_id}"
 
 
 def study_fingerprint(study: Study) -> str:
