@@ -17,6 +17,9 @@ from cli.cache import app as cache_app
 from cli.data import app as data_app
 from cli.verify import verify as verify_command
 from cli.docs import docs
+from cli.report import compare as compare_command
+from cli.report import print_markdown
+from cli.report import report as report_command
 from raysid.config import ConfigError
 
 app = typer.Typer(
@@ -29,6 +32,8 @@ app.add_typer(data_app, name="data")
 app.command("verify")(verify_command)
 app.add_typer(cache_app, name="cache")
 app.command()(docs)
+app.command("report")(report_command)
+app.command("compare")(compare_command)
 console = Console()
 
 ResultsDir = Annotated[Path, typer.Option("--results-dir", envvar="RAYSID_RESULTS_DIR", help="Where reports, the stage cache and the MLflow store live.")]
@@ -102,7 +107,7 @@ def _print_outcome(outcome, results_dir: Path) -> None:
     if outcome.optuna_study:
         console.print(f"  Optuna study {outcome.optuna_study!r}: optuna-dashboard {outcome.optuna_storage}", soft_wrap=True)
     if "markdown" in outcome.report:
-        console.print(Path(outcome.report["markdown"]).read_text())
+        print_markdown(outcome.report["markdown"], console)
     if outcome.stopped:
         console.print(f"{len(outcome.stopped)} trials stopped early by the scheduler:")
         for line in outcome.stopped:

@@ -86,7 +86,8 @@ def paired_difference(trials: pl.DataFrame, layout: ReportLayout, metric: str, f
 
 
 def paired_values(first: str, second: str, metric: str, a: dict[int, float], b: dict[int, float]) -> PairedDifference:
-    """``a[seed] − b[seed]`` over the seeds both hold ({seed: value} of rows ``first`` and ``second``)."""
+    """``a[seed] − b[seed]`` over the seeds both hold ({seed: value} of rows ``first`` and ``second``), with its
+    95% t-interval."""
     common = sorted(set(a) & set(b))
     differences = np.array([a[s] - b[s] for s in common], dtype=np.float64)
     if len(differences) == 0:

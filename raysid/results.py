@@ -11,7 +11,6 @@ group with n = 1 has a null std and a null half-width (no interval can be estima
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +22,6 @@ import polars as pl
 from raysid.importance import render_search
 from raysid.provenance import summary_line
 
-# Two-sided 95% quantiles t(0.975, df) of Student's t, df = 1..30.
-_T975 = (
-    12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851, 2.364624252,
-    2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830, 2.160368656, 2.144786688,
-    2.131449546, 2.119905299, 2.109815578, 2.100922040, 2.093024054, 2.085963447, 2.079613845,
-    2.073873068, 2.068657610, 2.063898562, 2.059538553, 2.055529439, 2.051830516, 2.048407142,
-    2.045229642, 2.042272456,
-)
-_Z975 = 1.959963984540054
 SUMMARY_COLUMNS = ("group", "is_baseline", "trials", "seeds")  # added to the axis columns
 BEST_MARKER = "★"
 
@@ -85,17 +75,12 @@ class ReportLayout:
 
 
 def t_quantile_975(df: int) -> float:
-    """t(0.975, df): exact table for df <= 30, Cornish-Fisher expansion (error < 1e-5) beyond."""
+    """t(0.975, df), the two-sided 95% quantile of Student's t (scipy.stats.t)."""
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = _Z975  # Abramowitz & Stegun 26.7.5
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
+    from scipy.stats import t  # here, not at the top: `raysid show` imports this module and should stay light
+
+    return float(t.ppf(0.975, df))
 
 
 def check_columns(trials: pl.DataFrame, layout: ReportLayout) -> None:
@@ -315,48 +300,20 @@ def render_markdown(summary: pl.DataFrame, layout: ReportLayout) -> str:
 # plot
 
 
-def _plot_metric(ax: Any, summary: pl.DataFrame, layout: ReportLayout, metric: str) -> None:
-    """Bars of one metric per group with 95% error bars, the baseline as a dashed line."""
-    groups = summary.filter(~pl.col("is_baseline"))
-    means = groups[f"{metric}/mean"].cast(pl.Float64).fill_null(float("nan")).to_numpy()
-    halves = groups[f"{metric}/ci95"].cast(pl.Float64).fill_null(0.0).to_numpy()
-    ax.set_title(metric, fontsize=10)
-    if not np.isfinite(means).any():
-        ax.text(0.5, 0.5, "no finite values", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        return
-    x = np.arange(groups.height)
-    best = set(best_rows(groups, layout)) if metric == layout.best else set()
-    colors = ["tab:orange" if i in best else "tab:blue" for i in x]
-    ax.bar(x, np.nan_to_num(means), yerr=halves, color=colors, capsize=4)
-    ax.set_xticks(x, groups["group"].to_list(), rotation=30 if groups.height > 4 else 0, fontsize=8)
-    baseline = summary.filter(pl.col("is_baseline"))
-    if baseline.height and baseline[f"{metric}/mean"][0] is not None:
-        ax.axhline(baseline[f"{metric}/mean"][0], color="black", linestyle="--", label=baseline["group"][0])
-        ax.legend(fontsize=7)
+def plot(trials: pl.DataFrame, layout: ReportLayout, path: str | Path) -> dict[str, Path]:
+    """Write the summary figure (``raysid.reporting.plots``) as a PNG at ``path`` and an SVG beside it."""
+    from raysid.reporting.plots import save_figure, summary_figure
+
+    return save_figure(summary_figure(trials, layout), path)
 
 
-def plot(summary: pl.DataFrame, layout: ReportLayout, path: str | Path) -> Path:
-    """Write a PNG with one panel per metric (bars ± 95% CI per group, dashed baseline)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _health(trials: pl.DataFrame, layout: ReportLayout, out: Path) -> tuple[str, dict[str, Path]]:
+    """The tokenizer-health section (``raysid.reporting.health``) against ``layout.best`` and its plots."""
+    from raysid.paired import row_labels
+    from raysid.reporting.health import write_health
 
-    metrics = layout.columns
-    cols = min(3, len(metrics))
-    rows = math.ceil(len(metrics) / cols)
-    fig = Figure(figsize=(4.2 * cols, 3.4 * rows))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax, metric in zip(axes, metrics):
-        _plot_metric(ax, summary, layout, metric)
-    for ax in axes[len(metrics):]:
-        ax.set_axis_off()
-    fig.suptitle(layout.title or f"Ablation over {', '.join(layout.rows) or 'all trials'}")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    return path
+    lines, paths = write_health(trials, layout.best, row_labels(trials, layout.rows).to_list(), out)
+    return ("\n" + "\n".join(lines) if lines else ""), paths
 
 
 # --------------------------------------------------------------------------------------------------
@@ -388,8 +345,9 @@ def cost_table(trials: pl.DataFrame, layout: ReportLayout) -> list[str]:
 
 def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path,
                  provenance: dict[str, Any] | None = None, search: Any = None) -> dict[str, Path]:
-    """Write ``trials.parquet``, ``summary.md``, ``summary.parquet`` (the table's numbers), ``summary.png`` and,
-    when given, ``provenance.json`` (see ``raysid.provenance.results_record``) into out_dir; return their paths.
+    """Write ``trials.parquet``, ``summary.md`` (with the tokenizer-health section), ``summary.parquet`` (the
+    table's numbers), ``summary.png``/``.svg``, ``health.png``/``.svg`` when some quality measure varies and, when
+    given, ``provenance.json`` (see ``raysid.provenance.results_record``) into out_dir; return their paths.
     ``search``: the Optuna study a sampled search stored, for the importance section (else rebuilt)."""
     check_columns(trials, layout)
     out = Path(out_dir)
@@ -404,10 +362,13 @@ def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path
         markdown += "\n".join(render_search(trials, layout, search)) + "\n"
     if layout.cost:
         markdown += "\n".join(cost_table(trials, layout)) + "\n"
+    health, health_paths = _health(trials, layout, out)
+    markdown += health
+    paths.update(health_paths)
     if provenance is not None:
         paths["provenance"] = out / "provenance.json"
         paths["provenance"].write_text(json.dumps(provenance, indent=2) + "\n")
         markdown += "\n" + summary_line(provenance) + "\n"
     paths["markdown"].write_text(markdown)
-    plot(summary, layout, paths["plot"])
+    paths.update(plot(trials, layout, paths["plot"]))
     return paths

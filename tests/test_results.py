@@ -43,10 +43,10 @@ def table_line(markdown: str, label: str) -> str:
     return next(line for line in markdown.splitlines() if line.startswith(f"| {label} |"))
 
 
-def test_t_quantile_table_and_expansion():
+def test_t_quantile_matches_printed_tables():
     assert t_quantile_975(2) == pytest.approx(T_DF2, abs=5e-4)
     assert t_quantile_975(1) == pytest.approx(12.706, abs=5e-4)
-    assert t_quantile_975(31) == pytest.approx(2.0395, abs=1e-4)  # beyond the table
+    assert t_quantile_975(31) == pytest.approx(2.0395, abs=1e-4)
     assert t_quantile_975(10_000) == pytest.approx(1.960, abs=1e-3)
 
 
@@ -104,7 +104,8 @@ def test_markdown_has_baseline_row_and_explains_cells():
 def test_write_report_files(tmp_path):
     trials = make_trials()
     paths = write_report(trials, NDCG_MAX, tmp_path / "study")
-    assert {p.name for p in paths.values()} == {"trials.parquet", "summary.md", "summary.png", "summary.parquet"}
+    assert {p.name for p in paths.values()} == {"trials.parquet", "summary.md", "summary.png", "summary.svg",
+                                               "summary.parquet", "health.png", "health.svg"}  # health: sid/conflict_rate
     assert_frame_equal(pl.read_parquet(paths["trials"]), trials)
     assert_frame_equal(pl.read_parquet(paths["summary"]), summarize(trials, NDCG_MAX))  # the table's numbers
     png = paths["plot"].read_bytes()

