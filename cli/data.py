@@ -42,16 +42,16 @@ def import_(
 ) -> None:
     """Read a dataset in its published format and write the canonical dataset folder."""
     from raysid.data.importers import import_dataset
-    from raysid.data.importers.store import check_name, resolve_root, save_import
+    from raysid.data.importers.store import dataset_lock, resolve_root, save_import
 
     start = time.perf_counter()
     try:
-        check_name(name)
-        if (resolve_root(root) / name).exists() and not force:
-            fail(f"dataset {name!r} already exists under {resolve_root(root)}; pass --force to replace it")
-        imported = import_dataset(kind, path, name, features=features, items=items, identifiers=identifiers,
-                                  category=category, metadata=metadata, core=core, max_history=max_history)
-        folder = save_import(imported, name, root, force)
+        with dataset_lock(name, root) as folder:  # held from before the source is read until the dataset is in place
+            if folder.exists() and not force:
+                fail(f"dataset {name!r} already exists under {resolve_root(root)}; pass --force to replace it")
+            imported = import_dataset(kind, path, name, features=features, items=items, identifiers=identifiers,
+                                      category=category, metadata=metadata, core=core, max_history=max_history)
+            folder = save_import(imported, name, root, force)
     except (ConfigError, ValueError) as error:
         fail(str(error))
     counts = imported.counts
