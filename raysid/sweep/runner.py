@@ -31,6 +31,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from raysid import environment
 from raysid.cache import is_uri, open_store
 from raysid.config import ConfigError, flatten, stable_hash
 from raysid.pipeline import TrialConfig, run_trial, trial_config_dict
@@ -42,6 +43,7 @@ from raysid.sweep.space import Axis, Study
 from raysid.sweep.table import trial_table
 from raysid.sweep.submit import use_local_token
 from raysid.sweep import interrupt
+from raysid.sweep.diskwatch import DiskWatch, Reserve, end_runs_failed, fullest, local_disks
 from raysid.sweep.lock import ResultsLock
 from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, point_of, trial_label
 
@@ -121,6 +123,7 @@ class SweepOutcome:
     unfinished: list[str] = field(default_factory=list)  # trials an interruption left unfinished (none when it ran)
     resumable: bool = False  # Tune saved an experiment state that --resume can continue
     signal: str = ""  # the stop signal that interrupted it ("SIGINT", "SIGTERM"), if any
+    disk_full: str = ""  # the line naming the full disk that stopped it, if one did (its runs end FAILED)
 
 
 def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool) -> None:
@@ -181,12 +184,18 @@ def ensure_ray(address: str | None, niceness: int = 0) -> None:
     if address:
         check_reachable(address)
         use_local_token(address)
-    if address and address.startswith("ray://"):  # Ray Client: the cluster gets this checkout's raysid
-        ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(Path(__file__).parents[1])]})
-    elif address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        if address and address.startswith("ray://"):  # Ray Client: the cluster gets this checkout's raysid
+            ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(Path(__file__).parents[1])]})
+        elif address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    except Exception as error:  # a missing token, a local Ray too slow to start: one line with the next step
+        line = environment.auth_line(error, address) if address else environment.ray_start_line(error)
+        if line is None:
+            raise
+        raise ConfigError(line) from None
 
 
 def check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -230,6 +239,7 @@ def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepO
     Holds the results folder's lock throughout (SweepBusy when another sweep holds it). SIGINT and SIGTERM
     stop the sweep as Tune stops on Ctrl-C; the outcome is then ``interrupted`` and no report is written.
     """
+    environment.check_writable(settings.results_dir, "--results-dir")
     with ResultsLock(settings.results_dir, study.name), interrupt.stop_signals():
         start = time.perf_counter()
         try:
@@ -256,6 +266,9 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_SNAPSHOT_S)  # what a killed driver can lose
     experiment = _experiment_path(study, settings)
     record = _resume_record(experiment, study, settings) if settings.resume else _new_record(study, settings)
+    stores = {"--results-dir": settings.results_dir, "--cache-dir": settings.cache_location,
+              "--storage": settings.storage_location}
+    environment.preflight(stores, settings.tracking)
     ensure_ray(settings.address, settings.niceness)
     interrupt.claim()  # ray.init set its own SIGTERM handler
     first = study.resolve(study.first_point(), settings.smoke)
@@ -264,28 +277,53 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
         trainable, study=study, smoke=settings.smoke, cache_root=settings.cache_location,
         report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none",
     ), trial_resources(first))
+    disks = local_disks([*stores.values(), environment.sqlite_folder(settings.tracking)])
+    reserve = Reserve(disks)
+    watch = DiskWatch(disks, reserve)
     if settings.resume:
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=False,
                                    param_space=param_space(study, settings.smoke))
     else:
-        tuner = _new_tuner(study, settings, fn, concurrency, record["sweep_id"])
+        tuner = _new_tuner(study, settings, fn, concurrency, record["sweep_id"], watch)
         _write_record(experiment, record)
-    with interrupt.tuning():
-        grid = tuner.fit()
+    try:
+        grid = _fit(tuner, reserve)
+    except environment.DiskFull as error:  # Tune itself failed on the full disk
+        end_runs_failed(settings.tracking, study.name, record["sweep_id"], str(error))
+        raise
+    disk_full = interrupt.requested()
+    if disk_full:  # runs the stop left RUNNING or KILLED end FAILED, naming the disk
+        end_runs_failed(settings.tracking, study.name, record["sweep_id"], disk_full)
     signal_name = interrupt.received()
-    trials, failed, stopped = trials_frame(grid, study, settings.smoke, interrupted=bool(signal_name))
+    trials, failed, stopped = trials_frame(grid, study, settings.smoke, interrupted=bool(signal_name or disk_full))
     total = max(len(grid), count_trials(study, settings.smoke))
     unfinished = unfinished_trials(grid, study, settings.smoke)
-    interrupted = bool(signal_name) or trials.height + len(failed) + len(stopped) < total
+    interrupted = bool(signal_name or disk_full) or trials.height + len(failed) + len(stopped) < total
     out_dir = Path(settings.results_dir) / experiment_name(study, settings.smoke)
     record = provenance.results_record(trials, study.name, settings.smoke)
     report = write_report(trials, study.report, out_dir, record) if trials.height and not interrupted else {}
     return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency,
                         failed, stopped, interrupted, experiment, total, unfinished if interrupted else [],
-                        bool(tune.Tuner.can_restore(experiment)), signal_name)
+                        bool(tune.Tuner.can_restore(experiment)), signal_name, disk_full)
 
 
-def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, sweep_id: str) -> tune.Tuner:
+def _fit(tuner: tune.Tuner, reserve: Reserve) -> Any:
+    """``tuner.fit()`` with the disk reserve held; a full disk that breaks Tune itself stops it the same way."""
+    reserve.hold()
+    try:
+        with interrupt.tuning():
+            return tuner.fit()
+    except Exception as error:
+        if not environment.disk_full(error):
+            raise
+        reserve.release()
+        raise environment.DiskFull(fullest(reserve)) from error
+    finally:
+        reserve.release()
+
+
+def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, sweep_id: str,
+               watch: DiskWatch) -> tune.Tuner:
     tracking = MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root,
                               sweep_id=sweep_id, cache=settings.cache_location, owns_store=settings.tracking_uri is None)
     progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress, metric=study.metric)
@@ -295,7 +333,7 @@ def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int,
         tune_config=tune_config(study, concurrency),
         run_config=tune.RunConfig(
             name=experiment_name(study, settings.smoke), storage_path=settings.storage_location,
-            callbacks=[tracking, progress, interrupt.ForwardStop()], verbose=0,
+            callbacks=[watch, tracking, progress, interrupt.ForwardStop()], verbose=0,
             failure_config=tune.FailureConfig(max_failures=study.search.max_failures),
         ),
     )
