@@ -52,6 +52,7 @@ class RaysidGroup(TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: Context) -> Any:
+        ctx.meta["raysid.command"] = command_name(self, [*getattr(ctx, "_protected_args", []), *ctx.args])
         try:
             return super().invoke(ctx)
         except (ClickException, typer.Exit, typer.Abort):
@@ -65,6 +66,18 @@ class RaysidGroup(TyperGroup):
             else:
                 say(failure_line(error, ctx))
             raise typer.Exit(2) from None
+
+
+def command_name(group: Any, args: list[str]) -> str:
+    """``raysid data show``: the command words at the start of ``args`` (whatever the program was called)."""
+    words, command = ["raysid"], group
+    for arg in args:
+        found = getattr(command, "commands", {}).get(arg)
+        if found is None:
+            break
+        words.append(arg)
+        command = found
+    return " ".join(words)
 
 
 def usage_line(error: ClickException) -> str:
@@ -96,7 +109,7 @@ def failure_line(error: BaseException, ctx: Context | None = None) -> str:
     """One line for an exception no command handled: what failed, then the next step."""
     from raysid.environment import explain
 
-    command = ctx.command_path if ctx is not None else "raysid"
+    command = ctx.meta.get("raysid.command", "raysid") if ctx is not None else "raysid"
     known = explain(error)
     if known is not None:
         return known

@@ -192,7 +192,7 @@ def ray_start_line(error: BaseException) -> str | None:
         return None
     load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs" if hasattr(os, "getloadavg") else "a busy machine"
     first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-    return (f"the local Ray did not start in time ({first.rstrip('.')}; {load}); run it again when the machine is "
+    return (f"the local Ray did not start in time ({first.split('. ')[0].rstrip('.')}; {load}); run it again when the machine is "
             "less busy, give Ray longer (export RAY_raylet_start_wait_time_s=120), or pass --address of a running "
             "cluster")
 

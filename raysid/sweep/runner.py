@@ -286,14 +286,8 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     else:
         tuner = _new_tuner(study, settings, fn, concurrency, record["sweep_id"], watch)
         _write_record(experiment, record)
-    try:
-        grid = _fit(tuner, reserve)
-    except environment.DiskFull as error:  # Tune itself failed on the full disk
-        end_runs_failed(settings.tracking, study.name, record["sweep_id"], str(error))
-        raise
-    disk_full = interrupt.requested()
-    if disk_full:  # runs the stop left RUNNING or KILLED end FAILED, naming the disk
-        end_runs_failed(settings.tracking, study.name, record["sweep_id"], disk_full)
+    grid, disk_full = _fit(tuner, reserve, lambda line: end_runs_failed(settings.tracking, study.name,
+                                                                       record["sweep_id"], line))
     signal_name = interrupt.received()
     trials, failed, stopped = trials_frame(grid, study, settings.smoke, interrupted=bool(signal_name or disk_full))
     total = max(len(grid), count_trials(study, settings.smoke))
@@ -307,19 +301,26 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
                         bool(tune.Tuner.can_restore(experiment)), signal_name, disk_full)
 
 
-def _fit(tuner: tune.Tuner, reserve: Reserve) -> Any:
-    """``tuner.fit()`` with the disk reserve held; a full disk that breaks Tune itself stops it the same way."""
+def _fit(tuner: tune.Tuner, reserve: Reserve, end_failed: Any) -> tuple[Any, str]:
+    """``tuner.fit()`` with the disk reserve held: its result grid, and the line of the full disk that stopped it
+    ("" when none did), whose runs ``end_failed(line)`` ends FAILED. A full disk that breaks Tune itself raises
+    ``DiskFull`` once those runs are ended."""
     reserve.hold()
     try:
         with interrupt.tuning():
-            return tuner.fit()
+            grid = tuner.fit()
     except Exception as error:
         if not environment.disk_full(error):
             raise
         reserve.release()
-        raise environment.DiskFull(fullest(reserve)) from error
+        full = environment.DiskFull(fullest(reserve))
+        end_failed(str(full))
+        raise full from error
     finally:
         reserve.release()
+    if interrupt.requested():  # DiskWatch stopped it: the runs the stop left RUNNING or KILLED end FAILED
+        end_failed(interrupt.requested())
+    return grid, interrupt.requested()
 
 
 def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, sweep_id: str,
