@@ -233,7 +233,7 @@ def show(
 def ui(
     results_dir: ResultsDir = Path("results"),
     tracking_uri: Annotated[Optional[str], typer.Option(callback=options.tracking_uri, help="MLflow store (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback unless told otherwise.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(callback=options.host, help="Interface to bind; loopback unless told otherwise.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 5000,
 ) -> None:
     """Serve the MLflow UI over the sweep store on http://127.0.0.1:PORT."""

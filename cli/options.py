@@ -8,6 +8,7 @@ Ray and job-server addresses, MLflow store URIs and dataset names.
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import Callable
 from typing import Any, Optional
 from urllib.parse import urlsplit
@@ -89,3 +90,13 @@ def dataset_name(value: Optional[str]) -> Optional[str]:
         return check_name(value)
     except ConfigError as error:
         raise typer.BadParameter(str(error).removeprefix("dataset name ")) from None
+
+
+def host(value: str) -> str:
+    """An interface to bind: an IP address or a name this machine resolves."""
+    try:
+        socket.getaddrinfo(value, None)
+    except (OSError, UnicodeError) as error:
+        raise typer.BadParameter(f"{value!r}: not an address or a name this machine resolves ({error}); e.g. "
+                                 "127.0.0.1 (this machine only) or 0.0.0.0 (every interface)") from None
+    return value

@@ -267,7 +267,7 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     experiment = _experiment_path(study, settings)
     record = _resume_record(experiment, study, settings) if settings.resume else _new_record(study, settings)
     stores = {"--results-dir": settings.results_dir, "--cache-dir": settings.cache_location,
-              "--storage": settings.storage_location}
+              "--storage": settings.storage_location, "--mlflow-artifacts": settings.mlflow_artifacts}
     environment.preflight(stores, settings.tracking)
     ensure_ray(settings.address, settings.niceness)
     interrupt.claim()  # ray.init set its own SIGTERM handler
