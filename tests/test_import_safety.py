@@ -2,15 +2,18 @@
 
 The concurrency test runs two real `raysid data import` processes. The first reads its source from a FIFO, so it
 holds the name's lock and blocks until the test writes the playlists; the test knows it holds the lock because
-opening the FIFO for writing returns only once the importer has opened it (after taking the lock). No sleep.
+opening the FIFO for writing succeeds only once the importer has opened it (after taking the lock): the test
+waits for that event, never for a guessed time.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +49,7 @@ def test_two_processes_importing_one_name_end_with_one_dataset_and_one_refusal(t
     other.write_text(_jsonl(_playlists("b", 5)))
     first = subprocess.Popen(_import(fifo, root), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        with open(fifo, "w") as feed:  # returns once the first import opened its source: it holds the lock
+        with _writer_once_read(fifo, first) as feed:  # the first import opened its source: it holds the lock
             second = subprocess.run(_import(other, root, "--force"), cwd=ROOT, capture_output=True, text=True, timeout=300)
             feed.write(_jsonl(_playlists("a", 4)))
         output, _ = first.communicate(timeout=300)
@@ -61,6 +64,23 @@ def test_two_processes_importing_one_name_end_with_one_dataset_and_one_refusal(t
     assert saved.meta["counts"]["sequences"] == 4  # the first import's playlists, whole
     assert saved.items["track_uri"].to_list()[0] == "spotify:track:a0-0"
     assert sorted(p.name for p in root.iterdir()) == [".same.lock", "same"]  # no .partial left
+
+
+def _writer_once_read(fifo: Path, reader: subprocess.Popen, deadline_s: float = 300):
+    """The FIFO opened for writing as soon as ``reader`` has opened it for reading (the event waited for)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            handle = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO until a reader has it open
+        except OSError as error:
+            if error.errno != errno.ENXIO:
+                raise
+        else:
+            os.set_blocking(handle, True)
+            return os.fdopen(handle, "w")
+        assert reader.poll() is None, f"the first import ended before reading its source:\n{reader.stdout.read()}"
+        assert time.monotonic() < deadline, "the first import never opened its source"
+        time.sleep(0.05)
 
 
 def test_the_lock_refuses_in_process_and_is_free_again_after(tmp_path):

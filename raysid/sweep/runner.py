@@ -19,6 +19,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,12 +280,11 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     ), trial_resources(first))
     disks = local_disks([*stores.values(), environment.sqlite_folder(settings.tracking)])
     reserve = Reserve(disks)
-    watch = DiskWatch(disks, reserve)
-    if settings.resume:
+    if settings.resume:  # Tune restores the callbacks (the MLflow adapter, the DiskWatch) from its state
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=False,
                                    param_space=param_space(study, settings.smoke))
     else:
-        tuner = _new_tuner(study, settings, fn, concurrency, record["sweep_id"], watch)
+        tuner = _new_tuner(study, settings, fn, concurrency, record["sweep_id"], DiskWatch(disks, reserve))
         _write_record(experiment, record)
     grid, disk_full = _fit(tuner, reserve, lambda line: end_runs_failed(settings.tracking, study.name,
                                                                        record["sweep_id"], line))
@@ -301,7 +301,7 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
                         bool(tune.Tuner.can_restore(experiment)), signal_name, disk_full)
 
 
-def _fit(tuner: tune.Tuner, reserve: Reserve, end_failed: Any) -> tuple[Any, str]:
+def _fit(tuner: tune.Tuner, reserve: Reserve, end_failed: Callable[[str], Any]) -> tuple[Any, str]:
     """``tuner.fit()`` with the disk reserve held: its result grid, and the line of the full disk that stopped it
     ("" when none did), whose runs ``end_failed(line)`` ends FAILED. A full disk that breaks Tune itself raises
     ``DiskFull`` once those runs are ended."""
