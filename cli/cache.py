@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from cli.options import finite
+
 app = typer.Typer(help="Verify, repair and prune the stage artifact cache (RESULTS_DIR/cache).", no_args_is_help=True)
 console = Console(highlight=False, soft_wrap=True)  # errors only; report lines go through typer.echo, unwrapped
 
@@ -83,7 +85,7 @@ def _partials(root: Path) -> int:
 def prune(
     cache_dir: CacheDir = None,
     results_dir: ResultsDir = Path("results"),
-    older_than: Annotated[Optional[float], typer.Option(help="Also remove artifacts created more than DAYS ago.", metavar="DAYS")] = None,
+    older_than: Annotated[Optional[float], typer.Option(callback=finite(0), help="Also remove artifacts created more than DAYS ago.", metavar="DAYS")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print what would be removed; remove nothing.")] = False,
 ) -> None:
     """Remove unfinished builds (.partial), unheld lock files and artifacts of another code version (or older than --older-than)."""

@@ -21,7 +21,7 @@ Root = Annotated[Optional[Path], typer.Option(help="Dataset root (default $RAYSI
 
 
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -37,21 +37,21 @@ def import_(
     identifiers: Annotated[Optional[Path], typer.Option(help="amazon: identifier table of another system.")] = None,
     category: Annotated[Optional[str], typer.Option(help="amazon: category of an amazon-text folder.")] = None,
     metadata: Annotated[Optional[Path], typer.Option(help="amazon-reviews: the metadata JSON lines (meta_CATEGORY.json.gz).")] = None,
-    core: Annotated[Optional[int], typer.Option(help="amazon-reviews: k of the k-core filter (default 5).")] = None,
-    max_history: Annotated[Optional[int], typer.Option(help="amazon-reviews: most recent items kept per history (default 20; 0 = all).")] = None,
+    core: Annotated[Optional[int], typer.Option(min=1, help="amazon-reviews: k of the k-core filter (default 5).")] = None,
+    max_history: Annotated[Optional[int], typer.Option(min=0, help="amazon-reviews: most recent items kept per history (default 20; 0 = all).")] = None,
 ) -> None:
     """Read a dataset in its published format and write the canonical dataset folder."""
     from raysid.data.importers import import_dataset
-    from raysid.data.importers.store import check_name, resolve_root, save_import
+    from raysid.data.importers.store import dataset_lock, resolve_root, save_import
 
     start = time.perf_counter()
     try:
-        check_name(name)
-        if (resolve_root(root) / name).exists() and not force:
-            fail(f"dataset {name!r} already exists under {resolve_root(root)}; pass --force to replace it")
-        imported = import_dataset(kind, path, name, features=features, items=items, identifiers=identifiers,
-                                  category=category, metadata=metadata, core=core, max_history=max_history)
-        folder = save_import(imported, name, root, force)
+        with dataset_lock(name, root) as folder:  # held from before the source is read until the dataset is in place
+            if folder.exists() and not force:
+                fail(f"dataset {name!r} already exists under {resolve_root(root)}; pass --force to replace it")
+            imported = import_dataset(kind, path, name, features=features, items=items, identifiers=identifiers,
+                                      category=category, metadata=metadata, core=core, max_history=max_history)
+            folder = save_import(imported, name, root, force)
     except (ConfigError, ValueError) as error:
         fail(str(error))
     counts = imported.counts
@@ -77,11 +77,11 @@ def features(
              "(audio); default: the dataset kind's defaults.")] = None,
     root: Root = None,
     cache_dir: Annotated[Path, typer.Option(help="Stage artifact store (the sweeps' default).")] = Path("results/cache"),
-    min_item_count: Annotated[int, typer.Option(help="View: keep items occurring at least this often.")] = 1,
-    max_sequences: Annotated[int, typer.Option(help="View: a seeded sample of sequences (0 = all).")] = 0,
-    max_length: Annotated[int, typer.Option(help="View: keep the last (most recent) N remaining items of each sequence (0 = all).")] = 0,
-    min_length: Annotated[int, typer.Option(help="View: drop sequences shorter than this.")] = 3,
-    threads: Annotated[int, typer.Option(help="torch threads.")] = 2,
+    min_item_count: Annotated[int, typer.Option(min=1, help="View: keep items occurring at least this often.")] = 1,
+    max_sequences: Annotated[int, typer.Option(min=0, help="View: a seeded sample of sequences (0 = all).")] = 0,
+    max_length: Annotated[int, typer.Option(min=0, help="View: keep the last (most recent) N remaining items of each sequence (0 = all).")] = 0,
+    min_length: Annotated[int, typer.Option(min=1, help="View: drop sequences shorter than this.")] = 3,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads.")] = 2,
 ) -> None:
     """Extract (or find cached) the item feature matrices a study on this dataset uses.
 

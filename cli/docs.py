@@ -10,7 +10,7 @@ import typer
 
 def docs(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 naming the blocks that differ from the results.")] = False,
-    root: Annotated[Path, typer.Option(help="Project folder holding README.md, results/ and search_spaces/.")] = Path("."),
+    root: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Project folder holding README.md, results/ and search_spaces/.")] = Path("."),
 ) -> None:
     """Rewrite every <!-- results:NAME --> block of README.md and results/*/README.md from results/NAME/."""
     from raysid.readme_tables import refresh, write

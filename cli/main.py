@@ -15,6 +15,8 @@ from rich.table import Table
 
 from cli.cache import app as cache_app
 from cli.data import app as data_app
+from cli import options
+from cli.errors import DEBUG_ENV, RaysidGroup
 from cli.verify import verify as verify_command
 from cli.docs import docs
 from cli.report import compare as compare_command
@@ -24,7 +26,7 @@ from raysid.config import ConfigError
 
 app = typer.Typer(
     help="raysid: sweeps and ablations for semantic-ID music recommendation on Ray Tune, tracked in MLflow.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=RaysidGroup,
 )
 bench_app = typer.Typer(help="Benchmarks that print the platform's own costs.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
@@ -44,6 +46,12 @@ def fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+@app.callback()
+def main(debug: Annotated[bool, typer.Option("--debug", envvar=DEBUG_ENV, help=(
+        "Show the traceback of an error instead of its one-line message (also RAYSID_DEBUG=1)."))] = False) -> None:
+    """raysid: sweeps and ablations for semantic-ID music recommendation on Ray Tune, tracked in MLflow."""
+
+
 @app.command()
 def sweep(
     study: Annotated[str, typer.Argument(help="Study name in search_spaces/ (e.g. musicrec-ratio) or a YAML path.")],
@@ -51,22 +59,24 @@ def sweep(
     results_dir: ResultsDir = Path("results"),
     cache_dir: Annotated[Optional[str], typer.Option(envvar="RAYSID_CACHE", help="Stage artifact store: a folder or a URI every node sees (s3://…) (default RESULTS_DIR/cache).")] = None,
     storage: Annotated[Optional[str], typer.Option(envvar="RAYSID_STORAGE", help="Ray Tune experiment storage: a folder or URI (default RESULTS_DIR/tune).")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(envvar="RAYSID_TRACKING_URI", help="MLflow tracking URI (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(envvar="RAYSID_TRACKING_URI", callback=options.tracking_uri, help="MLflow tracking URI (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
     mlflow_artifacts: Annotated[Optional[str], typer.Option(envvar="RAYSID_MLFLOW_ARTIFACTS", help="Artifact root of new MLflow experiments (default RESULTS_DIR/mlartifacts; a server's own with an http store).")] = None,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster address (auto, host:6379, ray://host:10001); default $RAY_ADDRESS, else a local Ray.")] = None,
-    max_concurrent: Annotated[Optional[int], typer.Option(help="Trials at once (default: one per CPU).")] = None,
+    address: Annotated[Optional[str], typer.Option(callback=options.ray_address, help="Ray cluster address (auto, host:6379, ray://host:10001); default $RAY_ADDRESS, else a local Ray.")] = None,
+    max_concurrent: Annotated[Optional[int], typer.Option(min=1, help="Trials at once (default: one per CPU).")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
-    dataset: Annotated[Optional[str], typer.Option(help="Run on this imported dataset (raysid data import); results in RESULTS_DIR/STUDY-DATASET.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(callback=options.dataset_name, help="Run on this imported dataset (raysid data import); results in RESULTS_DIR/STUDY-DATASET.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted sweep (same options): finished trials are kept, the rest run.")] = False,
     preset: Annotated[Optional[str], typer.Option(help="Size the study's T5/GPT-2 at a named preset (spine, paper, t5-small); results in RESULTS_DIR/STUDY-PRESET.")] = None,
     niceness: Annotated[int, typer.Option(min=0, max=19, help="Niceness of the trial workers of a local Ray (0: normal priority; 19: yield the machine to everything else).")] = 0,
     settings: Annotated[list[str], typer.Option("--set", help="KEY=VALUE: set a config key for every trial (repeatable), e.g. --set dataset.modalities=[text,cooccurrence] or --set recommender.epochs=10; results in RESULTS_DIR/STUDY-set-HASH.")] = [],
 ) -> None:
     """Run every trial of a study on Ray Tune, track it in MLflow and write results/STUDY/summary.md."""
+    from raysid.environment import check_writable
     from raysid.sweep.lock import ResultsLock
 
     results_dir = results_dir.expanduser().resolve()
     try:
+        check_writable(results_dir, "--results-dir")
         with ResultsLock(results_dir, Path(study).stem):  # one sweep per folder, known before the slow imports
             outcome = _run_sweep(study, results_dir, dataset, preset, settings, resume=resume, smoke=smoke, cache_dir=cache_dir,
                                  tracking_uri=tracking_uri, address=address, max_concurrent=max_concurrent,
@@ -97,7 +107,7 @@ def _variant(study: str, dataset: Optional[str] = None, preset: Optional[str] = 
 
 
 def _print_outcome(outcome, results_dir: Path) -> None:
-    """What a sweep did; exit 130 when it was interrupted, 1 when trials failed."""
+    """What a sweep did; exit 2 when a full disk stopped it, 130 when it was interrupted, 1 when trials failed."""
     if outcome.interrupted:
         _report_interruption(outcome)
     console.print(f"[green]{outcome.trials.height} trials finished[/green] in {outcome.wall_seconds:.1f} s")
@@ -120,13 +130,16 @@ def _print_outcome(outcome, results_dir: Path) -> None:
 
 
 def _report_interruption(outcome) -> None:
-    """An interrupted sweep: what finished, what did not, the exact command that continues it; exit 130."""
+    """An interrupted sweep (or one a full disk stopped): what finished, what did not, the exact command that
+    continues it; exit 130 (2 for the disk)."""
     import shlex
 
     arguments = [a for a in sys.argv[1:] if a != "--resume"]
     why = f" by {outcome.signal}" if outcome.signal else ""
-    console.print(f"[yellow]interrupted{why}[/yellow]: {outcome.trials.height} of {outcome.total} trials finished; "
-                  "no report was written", soft_wrap=True)
+    if outcome.disk_full:
+        console.print(f"[red]error:[/red] {outcome.disk_full}", soft_wrap=True)
+    console.print(f"[yellow]{'stopped' if outcome.disk_full else 'interrupted'}{why}[/yellow]: {outcome.trials.height} "
+                  f"of {outcome.total} trials finished; no report was written", soft_wrap=True)
     for label in outcome.unfinished:
         console.print(f"  not run (interrupted): {label}", markup=False, soft_wrap=True)
     if outcome.resumable:
@@ -135,17 +148,17 @@ def _report_interruption(outcome) -> None:
     else:
         console.print("nothing was saved to resume; start it again with:", markup=False, soft_wrap=True)
         console.print(f"  {shlex.join(['raysid', *arguments])}", markup=False, soft_wrap=True)
-    raise typer.Exit(130)
+    raise typer.Exit(2 if outcome.disk_full else 130)
 
 
 @app.command()
 def tokenize(
     study: Annotated[str, typer.Argument(help="Study name or YAML path whose tokenizer config to use.")],
     point: Annotated[list[str], typer.Option("--point", help="AXIS=VALUE (repeatable); default: each axis's first value.")] = [],
-    seed: Annotated[Optional[int], typer.Option(help="Seed (default: the study's first seed).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Seed (default: the study's first seed).")] = None,
     smoke: Annotated[bool, typer.Option(help="Use the study's smoke overrides.")] = False,
     results_dir: ResultsDir = Path("results"),
-    dataset: Annotated[Optional[str], typer.Option(help="Run on this imported dataset (raysid data import), as sweep --dataset does; an external tokenizer without a path uses its identifier table.")] = None,
+    dataset: Annotated[Optional[str], typer.Option(callback=options.dataset_name, help="Run on this imported dataset (raysid data import), as sweep --dataset does; an external tokenizer without a path uses its identifier table.")] = None,
     settings: Annotated[list[str], typer.Option("--set", help="KEY=VALUE: set a config key for every trial (repeatable), e.g. --set dataset.modalities=[text,cooccurrence] or --set recommender.epochs=10.")] = [],
 ) -> None:
     """Fit one study point's tokenizer (or reuse it from the cache) and write its quality report."""
@@ -203,7 +216,7 @@ def show(
     study: Annotated[str, typer.Argument(help="Study name or YAML path.")],
     smoke: Annotated[bool, typer.Option(help="Resolve the first trial with the study's smoke overrides.")] = False,
     preset: Annotated[Optional[str], typer.Option(help="Show it with its T5/GPT-2 at a named preset (as sweep --preset).")] = None,
-    dataset: Annotated[Optional[str], typer.Option(help="Show it on this imported dataset (as sweep --dataset).")] = None,
+    dataset: Annotated[Optional[str], typer.Option(callback=options.dataset_name, help="Show it on this imported dataset (as sweep --dataset).")] = None,
     settings: Annotated[list[str], typer.Option("--set", help="KEY=VALUE: set a config key for every trial (repeatable), e.g. --set dataset.modalities=[text,cooccurrence] or --set recommender.epochs=10 (as sweep --set).")] = [],
 ) -> None:
     """What a study is: its axes and grid points (or Optuna search space), trial counts with and without
@@ -220,9 +233,9 @@ def show(
 @app.command()
 def ui(
     results_dir: ResultsDir = Path("results"),
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow store (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
-    host: Annotated[str, typer.Option(help="Interface to bind; loopback unless told otherwise.")] = "127.0.0.1",
-    port: int = 5000,
+    tracking_uri: Annotated[Optional[str], typer.Option(callback=options.tracking_uri, help="MLflow store (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
+    host: Annotated[str, typer.Option(callback=options.host, help="Interface to bind; loopback unless told otherwise.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to serve on.")] = 5000,
 ) -> None:
     """Serve the MLflow UI over the sweep store on http://127.0.0.1:PORT; print each study's runs table address."""
     from raysid.sweep.tracking import default_tracking_uri, study_views, view_url
@@ -264,8 +277,8 @@ def _serve(command: list[str], env: dict[str, str]) -> int:
             signal.signal(number, handler)
 
 
-JobAddress = Annotated[Optional[str], typer.Option("--address", envvar="RAY_API_SERVER_ADDRESS", help="The cluster's job server (default http://127.0.0.1:8265).")]
-ClusterFile = Annotated[Optional[Path], typer.Option("--cluster", help="A cluster definition in clusters/ (Ray cluster launcher YAML or KubeRay RayCluster); tunnels to its job server.")]
+JobAddress = Annotated[Optional[str], typer.Option("--address", envvar="RAY_API_SERVER_ADDRESS", callback=options.job_server, help="The cluster's job server (default http://127.0.0.1:8265).")]
+ClusterFile = Annotated[Optional[Path], typer.Option("--cluster", exists=True, dir_okay=False, help="A cluster definition in clusters/ (Ray cluster launcher YAML or KubeRay RayCluster); tunnels to its job server.")]
 
 
 def _job_server(address: Optional[str], cluster: Optional[Path]):
@@ -273,6 +286,7 @@ def _job_server(address: Optional[str], cluster: Optional[Path]):
     cannot be reached, or a job id it does not know, ends the command with one line."""
     import contextlib
 
+    from raysid.environment import auth_line
     from raysid.sweep.submit import DEFAULT_DASHBOARD_PORT, cluster_address
 
     if address and cluster:
@@ -289,6 +303,11 @@ def _job_server(address: Optional[str], cluster: Optional[Path]):
                      "or give its address with --address, or a cluster definition with --cluster")
             except RuntimeError as error:  # the Jobs API's answer to an unknown job id, among others
                 fail(f"the job server at {server} refused: {_first_line(error)}")
+            except Exception as error:  # ray.exceptions.AuthenticationError: a missing or wrong token
+                line = auth_line(error, server)
+                if line is None:
+                    raise
+                fail(line)
 
     return reached()
 
@@ -307,9 +326,9 @@ def submit(
     results_dir: Annotated[Optional[str], typer.Option(help="Results folder on the cluster (default: the cluster's $RAYSID_RESULTS_DIR).")] = None,
     cache_dir: Annotated[Optional[str], typer.Option(help="Stage cache every node sees: shared folder or URI (default RESULTS_DIR/cache).")] = None,
     storage: Annotated[Optional[str], typer.Option(help="Tune storage on the cluster: shared folder or URI (default RESULTS_DIR/tune).")] = None,
-    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow store as the head sees it (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(callback=options.tracking_uri, help="MLflow store as the head sees it (default sqlite:///RESULTS_DIR/mlflow.db).")] = None,
     mlflow_artifacts: Annotated[Optional[str], typer.Option(help="Artifact root of new MLflow experiments.")] = None,
-    max_concurrent: Annotated[Optional[int], typer.Option(help="Trials at once (default: one per CPU of the cluster).")] = None,
+    max_concurrent: Annotated[Optional[int], typer.Option(min=1, help="Trials at once (default: one per CPU of the cluster).")] = None,
     resume: Annotated[bool, typer.Option(help="Resume the study's interrupted sweep on the cluster.")] = False,
 ) -> None:
     """Ship a study to a Ray cluster through the Jobs API; prints the job id (follow it with status/logs)."""
@@ -335,7 +354,7 @@ def status(
     job_id: Annotated[str, typer.Argument(help="The job id raysid submit printed.")],
     address: JobAddress = None,
     cluster: ClusterFile = None,
-    wait: Annotated[Optional[float], typer.Option(help="Wait up to this many seconds for the job to end; exit 1 if it did not succeed.")] = None,
+    wait: Annotated[Optional[float], typer.Option(callback=options.finite(0), help="Wait up to this many seconds for the job to end; exit 1 if it did not succeed.")] = None,
 ) -> None:
     """A submitted job's status, its message and where it writes."""
     from raysid.sweep.submit import job_info, wait_for_job
@@ -388,10 +407,10 @@ def bench_overhead(
 
 @bench_app.command("tokenizers")
 def bench_tokenizers(
-    tracks: Annotated[int, typer.Option(help="Catalog size (playlists = tracks / 5).")] = 100_000,
+    tracks: Annotated[int, typer.Option(min=100, help="Catalog size (playlists = tracks / 5).")] = 100_000,
     kind: Annotated[list[str], typer.Option("--kind", help="Tokenizer kind (repeatable; default: all registered).")] = [],
-    threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
-    epochs: Annotated[int, typer.Option(help="Epochs of the neural tokenizers.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads.")] = 1,
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of the neural tokenizers.")] = 1,
 ) -> None:
     """Fit and encode throughput of every tokenizer, and the share of matmul throughput RQ-VAE training reaches."""
     from raysid.bench_tokenizers import format_share, format_table, matmul_share, tokenizer_throughput
@@ -402,13 +421,13 @@ def bench_tokenizers(
 
 @bench_app.command("decoding")
 def bench_decoding(
-    items: Annotated[list[int], typer.Option("--items", help="Catalogue size (repeatable).")] = [2_000, 20_000],
-    batch: Annotated[list[int], typer.Option("--batch", help="Users per decoding batch (repeatable).")] = [16, 128],
-    users: Annotated[int, typer.Option(help="Test users decoded per row.")] = 256,
-    beam: Annotated[int, typer.Option(help="Beam width (and identifiers returned per user).")] = 20,
-    threads: Annotated[int, typer.Option(help="torch threads.")] = 1,
-    repeats: Annotated[int, typer.Option(help="Timed runs of each decoder; the best counts.")] = 3,
-    train_playlists: Annotated[int, typer.Option(help="Playlists of the one training epoch.")] = 64,
+    items: Annotated[list[int], typer.Option("--items", min=1, help="Catalogue size (repeatable).")] = [2_000, 20_000],
+    batch: Annotated[list[int], typer.Option("--batch", min=1, help="Users per decoding batch (repeatable).")] = [16, 128],
+    users: Annotated[int, typer.Option(min=1, help="Test users decoded per row.")] = 256,
+    beam: Annotated[int, typer.Option(min=1, help="Beam width (and identifiers returned per user).")] = 20,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads.")] = 1,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs of each decoder; the best counts.")] = 3,
+    train_playlists: Annotated[int, typer.Option(min=1, help="Playlists of the one training epoch.")] = 64,
     preset: Annotated[str, typer.Option(help="T5 size (raysid.presets): spine (the config defaults), paper (TIGER's), t5-small.")] = "spine",
 ) -> None:
     """raysid's vectorised trie beam search vs transformers generate with prefix_allowed_tokens_fn: rankings and speed."""
@@ -428,17 +447,17 @@ def bench_decoding(
 def bench_training(
     model: Annotated[str, typer.Option(help="Recommender: t5 or gpt2.")] = "t5",
     preset: Annotated[str, typer.Option(help="Model size (raysid.presets): spine, paper, t5-small (T5 only).")] = "paper",
-    dataset: Annotated[Optional[str], typer.Option(help="An imported dataset (raysid data import) instead of the built-in catalog.")] = None,
-    tracks: Annotated[int, typer.Option(help="Built-in catalog size (playlists = tracks / 5).")] = 2_000,
-    steps: Annotated[int, typer.Option(help="Timed training steps.")] = 5,
-    warmup: Annotated[int, typer.Option(help="Untimed steps first.")] = 2,
-    batch: Annotated[int, typer.Option(help="Training samples per step.")] = 128,
-    threads: Annotated[int, typer.Option(help="torch threads (the matmul reference uses as many).")] = 1,
+    dataset: Annotated[Optional[str], typer.Option(callback=options.dataset_name, help="An imported dataset (raysid data import) instead of the built-in catalog.")] = None,
+    tracks: Annotated[int, typer.Option(min=100, help="Built-in catalog size (playlists = tracks / 5).")] = 2_000,
+    steps: Annotated[int, typer.Option(min=1, help="Timed training steps.")] = 5,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed steps first.")] = 2,
+    batch: Annotated[int, typer.Option(min=1, help="Training samples per step.")] = 128,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads (the matmul reference uses as many).")] = 1,
     device: Annotated[str, typer.Option(help="cpu or cuda (cuda:N).")] = "cpu",
     precision: Annotated[str, typer.Option(help="fp32 or bf16 (bf16 autocast, CUDA only).")] = "fp32",
-    levels: Annotated[int, typer.Option(help="Random identifier codes per item (plus the tie-break digit).")] = 3,
-    codebook_size: Annotated[int, typer.Option(help="Codes per identifier level.")] = 256,
-    epoch_samples: Annotated[Optional[int], typer.Option(help="Samples of the projected epoch (default: 131,837 for T5, 25,000 for GPT-2: ~25k users × 10k items).")] = None,
+    levels: Annotated[int, typer.Option(min=1, help="Random identifier codes per item (plus the tie-break digit).")] = 3,
+    codebook_size: Annotated[int, typer.Option(min=2, help="Codes per identifier level.")] = 256,
+    epoch_samples: Annotated[Optional[int], typer.Option(min=1, help="Samples of the projected epoch (default: 131,837 for T5, 25,000 for GPT-2: ~25k users × 10k items).")] = None,
 ) -> None:
     """Seconds per training step, tokens/s, padding share, FLOPs and the share of the matmul rate, projected epoch."""
     from raysid.bench_training import format_figures, training_benchmark
@@ -453,20 +472,20 @@ def bench_training(
 
 @bench_app.command("peers")
 def bench_peers(
-    dataset: Annotated[str, typer.Option(help="Imported dataset (raysid data import ... --name NAME).")],
+    dataset: Annotated[str, typer.Option(callback=options.dataset_name, help="Imported dataset (raysid data import ... --name NAME).")],
     peer: Annotated[str, typer.Option(help="Which comparison: sasrec (raysid's SASRec vs RecBole's), tiger (raysid's RQ-VAE + T5 vs cornac's TIGER) or all (both, one after the other).")] = "sasrec",
-    epochs: Annotated[int, typer.Option(help="SASRec: epoch cap of both sides.")] = 50,
-    patience: Annotated[int, typer.Option(help="SASRec: stop after this many epochs without a better valid NDCG@10 (0: run every epoch).")] = 5,
-    threads: Annotated[int, typer.Option(help="torch threads of each side (they run one after the other).")] = 1,
-    hidden_size: Annotated[int, typer.Option(help="SASRec: item embedding and hidden size.")] = 64,
-    num_layers: Annotated[int, typer.Option(help="SASRec: self-attention blocks.")] = 2,
-    num_heads: Annotated[int, typer.Option(help="SASRec: attention heads per block.")] = 2,
-    max_length: Annotated[int, typer.Option(help="SASRec: histories keep their last MAX_LENGTH items.")] = 50,
-    dropout: Annotated[float, typer.Option(help="SASRec: embedding, attention and feed-forward dropout.")] = 0.2,
-    batch_size: Annotated[int, typer.Option(help="SASRec: training samples per step.")] = 128,
-    eval_batch_size: Annotated[int, typer.Option(help="SASRec: users per evaluation batch.")] = 256,
-    learning_rate: Annotated[float, typer.Option(help="SASRec: Adam learning rate.")] = 1e-3,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of both sides (default 0).")] = None,
+    epochs: Annotated[int, typer.Option(min=1, help="SASRec: epoch cap of both sides.")] = 50,
+    patience: Annotated[int, typer.Option(min=0, help="SASRec: stop after this many epochs without a better valid NDCG@10 (0: run every epoch).")] = 5,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads of each side (they run one after the other).")] = 1,
+    hidden_size: Annotated[int, typer.Option(min=1, help="SASRec: item embedding and hidden size.")] = 64,
+    num_layers: Annotated[int, typer.Option(min=1, help="SASRec: self-attention blocks.")] = 2,
+    num_heads: Annotated[int, typer.Option(min=1, help="SASRec: attention heads per block.")] = 2,
+    max_length: Annotated[int, typer.Option(min=1, help="SASRec: histories keep their last MAX_LENGTH items.")] = 50,
+    dropout: Annotated[float, typer.Option(callback=options.finite(0, 0.99), help="SASRec: embedding, attention and feed-forward dropout.")] = 0.2,
+    batch_size: Annotated[int, typer.Option(min=1, help="SASRec: training samples per step.")] = 128,
+    eval_batch_size: Annotated[int, typer.Option(min=1, help="SASRec: users per evaluation batch.")] = 256,
+    learning_rate: Annotated[float, typer.Option(callback=options.finite(0, above=True), help="SASRec: Adam learning rate.")] = 1e-3,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Seed of both sides (default 0).")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="SASRec: comma-separated seeds, e.g. 0,1,2: both sides run once per seed, and the table adds raysid − RecBole per test metric with its 95% t-interval over the seeds and each seed's time ratio (in place of --seed).")] = None,
     raysid: Annotated[list[str], typer.Option("--raysid", help="SASRec: KEY=VALUE, an option of raysid's side only (repeatable): samples, norm, activation, feed_forward_dropout, init_std, layer_norm_eps, position_alignment; e.g. --raysid norm=post.")] = [],
     tiger_set: Annotated[list[str], typer.Option("--tiger-set", help="TIGER: KEY=VALUE, a setting of both TIGER sides (repeatable), e.g. --tiger-set epochs=5 --tiger-set codebook_size=128; the keys are listed in the README's peer benchmark section.")] = [],

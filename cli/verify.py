@@ -9,13 +9,14 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from cli.options import finite
 from raysid.config import ConfigError
 
 console = Console()
 
 
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -24,8 +25,8 @@ def verify(
     results_dir: Annotated[Path, typer.Option("--results-dir", envvar="RAYSID_RESULTS_DIR", help="Where the study's results folder lies.")] = Path("results"),
     smoke: Annotated[bool, typer.Option(help="Verify RESULTS_DIR/STUDY-smoke (the smoke run).")] = False,
     one_seed: Annotated[bool, typer.Option(help="Re-run one seed per cell (the first committed one) instead of every trial.")] = False,
-    tolerance: Annotated[float, typer.Option(help="Largest |new - committed| that agrees: 0 on the same locked install and hardware; on other hardware pass e.g. 1e-6.")] = 0.0,
-    jobs: Annotated[Optional[int], typer.Option(help="Trials at once (default: CPUs / the trials' threads).")] = None,
+    tolerance: Annotated[float, typer.Option(callback=finite(0), help="Largest |new - committed| that agrees: 0 on the same locked install and hardware; on other hardware pass e.g. 1e-6.")] = 0.0,
+    jobs: Annotated[Optional[int], typer.Option(min=1, help="Trials at once (default: CPUs / the trials' threads).")] = None,
     work_dir: Annotated[Optional[Path], typer.Option(help="Keep the re-run's stage cache here (default: a temporary folder, removed after).")] = None,
     only_differences: Annotated[bool, typer.Option(help="Print only the metrics that disagree.")] = False,
 ) -> None:

@@ -46,6 +46,7 @@ from raysid.cache_manifest import (
     verify,
     write_manifest,
 )
+from raysid.environment import DiskFull, disk_full
 
 __all__ = ["ArtifactError", "ArtifactStore", "CacheWarning", "RemoteArtifactStore", "code_version", "load_json",
            "open_store", "stage_key"]
@@ -162,11 +163,15 @@ class ArtifactStore:
     def _build(self, stage: str, key: str, produce: Callable[[Path], None]) -> None:
         final = self.path(stage, key)
         staging = staging_folder(final)
-        staging.mkdir(parents=True)
         try:
+            staging.mkdir(parents=True)
             produce(staging)
             write_manifest(staging, stage, key)
             replace_folder(staging, final)
+        except Exception as error:
+            if disk_full(error):  # torch says "unexpected pos", SQLite "disk is full": name the disk instead
+                raise DiskFull(self.root, f"the {stage} artifact") from error
+            raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

@@ -31,7 +31,8 @@ PACKAGE = Path(__file__).resolve().parent
 # produce config values, which are hashed like any other).
 CODE_EXCLUDED = ("sweep/", "results.py", "importance.py", "bench.py", "bench_decoding.py", "bench_tokenizers.py",
                  "bench_training.py", "bench_peers.py", "peers/", "tokenize.py", "cache.py", "cache_manifest.py",
-                 "cache_maintenance.py", "verify.py", "paired.py", "readme_tables.py", "presets.py", "reporting/")
+                 "cache_maintenance.py", "environment.py", "verify.py", "paired.py", "readme_tables.py", "presets.py",
+                 "reporting/")
 MISSING = "missing"  # _problem's answer for an artifact that is not stored at all
 
 

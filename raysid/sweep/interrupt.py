@@ -20,6 +20,7 @@ from ray import tune
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _received: list[str] = []  # names of the stop signals this driver got during the current sweep
+_requested: list[str] = []  # why raysid itself stopped the current sweep (a full disk), one line each
 _tuning = False  # inside tuner.fit(): Tune's SIGUSR1 handler is the one to call
 _forwarded = False  # Tune has been told to stop
 _stale: Any = None  # the SIGUSR1 handler an earlier tuner.fit() left behind (Tune never removes its own)
@@ -28,6 +29,18 @@ _stale: Any = None  # the SIGUSR1 handler an earlier tuner.fit() left behind (Tu
 def received() -> str:
     """The first stop signal of the current sweep ("SIGINT", "SIGTERM"), or "" when none came."""
     return _received[0] if _received else ""
+
+
+def requested() -> str:
+    """Why raysid stopped the current sweep itself (``request_stop``), or "" when it did not."""
+    return _requested[0] if _requested else ""
+
+
+def request_stop(reason: str) -> None:
+    """Stop the running sweep as a stop signal would (Tune saves its state, then stops the trials), for ``reason``."""
+    _requested.append(reason)
+    if _tuning:
+        forward_to_tune()
 
 
 def _handle(signum: int, frame: Any) -> None:
@@ -41,7 +54,7 @@ def forward_to_tune() -> None:
     """Tell Tune to stop (once), through the handler Tune registers for SIGUSR1 while it runs."""
     global _forwarded
     tune_handler = signal.getsignal(signal.SIGUSR1)
-    if _received and not _forwarded and callable(tune_handler) and tune_handler is not _stale:
+    if (_received or _requested) and not _forwarded and callable(tune_handler) and tune_handler is not _stale:
         _forwarded = True
         tune_handler(signal.SIGUSR1, None)  # Tune saves its state, then stops the trials
 
@@ -58,6 +71,7 @@ def stop_signals() -> Iterator[None]:
     """Catch SIGINT and SIGTERM for one sweep (main thread only; elsewhere the defaults stay)."""
     global _forwarded
     _received.clear()
+    _requested.clear()
     _forwarded = False
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     previous = claim()

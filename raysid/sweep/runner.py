@@ -19,6 +19,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from pyarrow import fs as pafs
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from raysid import environment
 from raysid.cache import is_uri, open_store
 from raysid.config import ConfigError, flatten, stable_hash
 from raysid.pipeline import TrialConfig, run_trial, trial_config_dict
@@ -42,6 +44,7 @@ from raysid.sweep.space import Axis, Study
 from raysid.sweep.table import trial_table
 from raysid.sweep.submit import use_local_token
 from raysid.sweep import interrupt
+from raysid.sweep.diskwatch import DiskWatch, Reserve, end_runs_failed, fullest, local_disks
 from raysid.sweep.lock import ResultsLock
 from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, log_report, point_of, trial_label
 
@@ -129,6 +132,7 @@ class SweepOutcome:
     signal: str = ""  # the stop signal that interrupted it ("SIGINT", "SIGTERM"), if any
     optuna_storage: str = ""  # a sampled search: where its Optuna study is stored (an RDB URL) ...
     optuna_study: str = ""  # ... under this name (optuna.load_study(study_name=..., storage=...))
+    disk_full: str = ""  # the line naming the full disk that stopped it, if one did (its runs end FAILED)
 
 
 def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool,
@@ -197,12 +201,18 @@ def ensure_ray(address: str | None, niceness: int = 0) -> None:
     if address:
         check_reachable(address)
         use_local_token(address)
-    if address and address.startswith("ray://"):  # Ray Client: the cluster gets this checkout's raysid
-        ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(Path(__file__).parents[1])]})
-    elif address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        if address and address.startswith("ray://"):  # Ray Client: the cluster gets this checkout's raysid
+            ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(Path(__file__).parents[1])]})
+        elif address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    except Exception as error:  # a missing token, a local Ray too slow to start: one line with the next step
+        line = environment.auth_line(error, address) if address else environment.ray_start_line(error)
+        if line is None:
+            raise
+        raise ConfigError(line) from None
 
 
 def check_reachable(address: str, timeout: float = 10.0) -> None:
@@ -244,6 +254,7 @@ def run_sweep(study: Study, settings: SweepSettings = SweepSettings()) -> SweepO
     Holds the results folder's lock throughout (SweepBusy when another sweep holds it). SIGINT and SIGTERM
     stop the sweep as Tune stops on Ctrl-C; the outcome is then ``interrupted`` and no report is written.
     """
+    environment.check_writable(settings.results_dir, "--results-dir")
     with ResultsLock(settings.results_dir, study.name), interrupt.stop_signals():
         start = time.perf_counter()
         try:
@@ -270,6 +281,9 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", EXPERIMENT_SNAPSHOT_S)  # what a killed driver can lose
     experiment = _experiment_path(study, settings)
     record = _resume_record(experiment, study, settings) if settings.resume else _new_record(study, settings)
+    stores = {"--results-dir": settings.results_dir, "--cache-dir": settings.cache_location,
+              "--storage": settings.storage_location, "--mlflow-artifacts": settings.mlflow_artifacts}
+    environment.preflight(stores, settings.tracking)
     ensure_ray(settings.address, settings.niceness)
     interrupt.claim()  # ray.init set its own SIGTERM handler
     first = study.resolve(study.first_point(), settings.smoke)
@@ -279,19 +293,21 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
         report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none",
         board=board_name(record["sweep_id"]),
     ), trial_resources(first))
-    if settings.resume:
+    disks = local_disks([*stores.values(), environment.sqlite_folder(settings.tracking)])
+    reserve = Reserve(disks)
+    if settings.resume:  # Tune restores the callbacks (the MLflow adapter, the DiskWatch) from its state
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=False,
                                    param_space=param_space(study, settings.smoke))
     else:
-        tuner = _new_tuner(study, settings, fn, concurrency, record)
+        tuner = _new_tuner(study, settings, fn, concurrency, record, DiskWatch(disks, reserve))
         _write_record(experiment, record)
-    with interrupt.tuning():
-        grid = tuner.fit()
+    grid, disk_full = _fit(tuner, reserve, lambda line: end_runs_failed(settings.tracking, study.name,
+                                                                       record["sweep_id"], line))
     signal_name = interrupt.received()
-    trials, failed, stopped = trials_frame(grid, study, settings.smoke, interrupted=bool(signal_name))
+    trials, failed, stopped = trials_frame(grid, study, settings.smoke, interrupted=bool(signal_name or disk_full))
     total = max(len(grid), count_trials(study, settings.smoke))
     unfinished = unfinished_trials(grid, study, settings.smoke)
-    interrupted = bool(signal_name) or trials.height + len(failed) + len(stopped) < total
+    interrupted = bool(signal_name or disk_full) or trials.height + len(failed) + len(stopped) < total
     out_dir = Path(settings.results_dir) / experiment_name(study, settings.smoke)
     made = provenance.results_record(trials, study.name, settings.smoke)
     search = load_search(record["optuna_storage"], record["optuna_study"]) if record.get("optuna_study") else None
@@ -301,10 +317,33 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency,
                         failed, stopped, interrupted, experiment, total, unfinished if interrupted else [],
                         bool(tune.Tuner.can_restore(experiment)), signal_name,
-                        record.get("optuna_storage", ""), record.get("optuna_study", ""))
+                        record.get("optuna_storage", ""), record.get("optuna_study", ""), disk_full)
 
 
-def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, record: dict[str, Any]) -> tune.Tuner:
+def _fit(tuner: tune.Tuner, reserve: Reserve, end_failed: Callable[[str], Any]) -> tuple[Any, str]:
+    """``tuner.fit()`` with the disk reserve held: its result grid, and the line of the full disk that stopped it
+    ("" when none did), whose runs ``end_failed(line)`` ends FAILED. A full disk that breaks Tune itself raises
+    ``DiskFull`` once those runs are ended."""
+    reserve.hold()
+    try:
+        with interrupt.tuning():
+            grid = tuner.fit()
+    except Exception as error:
+        if not environment.disk_full(error):
+            raise
+        reserve.release()
+        full = environment.DiskFull(fullest(reserve))
+        end_failed(str(full))
+        raise full from error
+    finally:
+        reserve.release()
+    if interrupt.requested():  # DiskWatch stopped it: the runs the stop left RUNNING or KILLED end FAILED
+        end_failed(interrupt.requested())
+    return grid, interrupt.requested()
+
+
+def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, record: dict[str, Any],
+               watch: DiskWatch) -> tune.Tuner:
     tracking = MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root, sweep_id=record["sweep_id"],
                               cache=settings.cache_location, owns_store=settings.tracking_uri is None,
                               search=(record.get("optuna_storage", ""), record.get("optuna_study", "")))
@@ -316,7 +355,7 @@ def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int,
         tune_config=tune_config(study, concurrency, record.get("optuna_storage"), record.get("optuna_study")),
         run_config=tune.RunConfig(
             name=experiment_name(study, settings.smoke), storage_path=settings.storage_location,
-            callbacks=[tracking, progress, interrupt.ForwardStop()], verbose=0,
+            callbacks=[watch, tracking, progress, interrupt.ForwardStop()], verbose=0,
             failure_config=tune.FailureConfig(max_failures=study.search.max_failures),
         ),
     )

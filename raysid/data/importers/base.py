@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import re
 import zlib
 from collections.abc import Iterator
@@ -129,6 +130,11 @@ class ItemTable:
         return pl.DataFrame(columns)
 
 
+def finite(value: Any) -> bool:
+    """Whether a parsed number is finite (``inf``, ``-inf``, ``1e999`` and ``nan`` parse as floats but are not)."""
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def as_sequences(sequences: list[list[int]]) -> list[np.ndarray]:
     return [np.asarray(s, dtype=np.int64) for s in sequences]
 
@@ -137,14 +143,16 @@ def as_sequences(sequences: list[list[int]]) -> list[np.ndarray]:
 
 
 def open_text(path: Path) -> TextIO:
-    """A text handle on ``path``, gunzipped when the file starts with the gzip magic bytes."""
+    """A text handle on ``path``, gunzipped when the file starts with the gzip magic bytes. The file is opened
+    once (its first bytes peeked), so a pipe works too (``<(zcat …)``, a FIFO)."""
     path = Path(path)
     try:
-        with open(path, "rb") as raw:
-            magic = raw.read(2)
-        if magic == b"\x1f\x8b":
-            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-        return open(path, encoding="utf-8-sig", newline="")
+        raw = open(path, "rb")
+        if raw.peek(2)[:2] == b"\x1f\x8b":
+            unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
+            unzipped.myfileobj = raw  # closed with it, as when gzip opens the file itself
+            return io.TextIOWrapper(unzipped, encoding="utf-8-sig", newline="")
+        return io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
     except OSError as error:
         raise DataImportError(f"{path}: cannot open the file ({error.strerror or error})") from error
 
@@ -209,7 +217,7 @@ def files_in(path: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
     path = Path(path)
     if not path.exists():
         raise DataImportError(f"{path}: no such file or folder")
-    if path.is_file():
+    if not path.is_dir():  # a file, or a pipe
         return [path]
     found = sorted((p for p in path.iterdir() if p.is_file() and p.name.endswith(suffixes)), key=_natural)
     if not found:

@@ -30,6 +30,7 @@ from raysid.data.importers.base import (
     JsonWalker,
     as_sequences,
     files_in,
+    finite,
     read_lines,
     read_text,
 )
@@ -56,8 +57,9 @@ def import_mpd(path: Path, name: str) -> Imported:
             if not tracks:
                 continue
             sequences.append(tracks)
+            fields = _finite_fields(playlist, PLAYLIST_FIELDS, f"playlist {playlist.get('pid', '?')}", file, line, log)
             for field in PLAYLIST_FIELDS:
-                info[field].append(playlist.get(field))
+                info[field].append(fields[field])
     if not sequences:
         raise DataImportError(f"{path}: no readable playlist ({log.skipped} rows skipped)")
     meta = {"kind": "mpd", "source": str(Path(path).resolve()), "files": [str(f) for f in files],
@@ -130,10 +132,22 @@ def _tracks(playlist: dict, items: ItemTable, file: Path, line: int, log: Import
         if not isinstance(uri, str) or not uri:
             log.skip(file, line, f"{label}: track {position} has no 'track_uri'")
             continue
-        ids.append(items.id_of(uri, {column: track.get(source) for column, source in TRACK_FIELDS.items()}))
+        fields = _finite_fields({column: track.get(source) for column, source in TRACK_FIELDS.items()}, TRACK_FIELDS,
+                                f"{label}: track {position}", file, line, log)
+        ids.append(items.id_of(uri, fields))
     if not ids:
         log.skip(file, line, f"{label}: no readable track")
     return ids
+
+
+def _finite_fields(record: dict, fields: Any, label: str, file: Path, line: int, log: ImportLog) -> dict[str, Any]:
+    """``fields`` of ``record``; a non-finite number (JSON's ``Infinity``, ``NaN``, ``1e999``) is logged and left missing."""
+    values = {field: record.get(field) for field in fields}
+    for field, value in values.items():
+        if not finite(value):
+            log.missing(file, line, f"{label}: {field} {value!r} is not a finite number")
+            values[field] = None
+    return values
 
 
 def _info_frame(info: dict[str, list[Any]]) -> pl.DataFrame:

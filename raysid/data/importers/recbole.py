@@ -22,6 +22,7 @@ from raysid.data.importers.base import (
     csv_header,
     csv_rows,
     files_in,
+    finite,
 )
 
 TYPES = ("token", "token_seq", "float", "float_seq")
@@ -90,6 +91,9 @@ def _read_inter(file: Path, log: ImportLog) -> dict[str, list[tuple[float | None
                 time = float(row[stamp])
             except ValueError:
                 log.skip(file, line, f"timestamp {row[stamp]!r} is not a number")
+                continue
+            if not finite(time):
+                log.skip(file, line, f"timestamp {row[stamp]!r} is not a finite number")
                 continue
         events.setdefault(user, []).append((time, order, item))
     return events

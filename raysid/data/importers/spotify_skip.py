@@ -32,6 +32,7 @@ from raysid.data.importers.base import (
     csv_header,
     csv_rows,
     files_in,
+    finite,
 )
 
 LOG_COLUMNS = ("session_id", "session_position", "track_id_clean", "skip_2")
@@ -166,10 +167,14 @@ def _number(text: str, column: str, file: Path, number: int, log: ImportLog) -> 
     if text.strip() == "":
         return None
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         log.missing(file, number, f"{column} {text!r} is not a number")
         return None
+    if not finite(value):
+        log.missing(file, number, f"{column} {text!r} is not a finite number")
+        return None
+    return value
 
 
 def _key(pitch: float | None, mode: str | None, file: Path, number: int, log: ImportLog) -> int:

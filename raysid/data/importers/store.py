@@ -5,6 +5,10 @@
 report), plus ``sequence_info.parquet`` (playlist names, user ids), ``identifiers.json`` (another system's
 semantic IDs, when imported) and ``problems.txt`` (every row the import skipped, with file and line).
 
+An import holds an exclusive lock on its name (``<root>/.<name>.lock``, ``dataset_lock``) from before it reads
+its source until the dataset is in place, and writes under a temporary ``.<name>.*.partial`` folder renamed
+into place: two processes importing under one name end with one dataset and one refusal.
+
 The root is ``--root`` / ``dataset.root`` when given, else ``$RAYSID_DATA_DIR``, else ``data/datasets``.
 A relative root is looked up in the working directory, then in the project folder (a Ray Tune trial runs
 in its own trial folder, so a study naming ``data/datasets`` still finds the project's datasets).
@@ -12,19 +16,22 @@ in its own trial folder, so a study naming ``data/datasets`` still finds the pro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import time
-import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from raysid.cache_manifest import file_lock, replace_folder, staging_folder
 from raysid.config import ConfigError
 from raysid.data.dataset import Dataset
 from raysid.data.importers.base import DataImportError, Imported
@@ -64,30 +71,78 @@ def dataset_folder(name: str, root: str | Path | None = None) -> Path:
     return folder
 
 
-def save_import(imported: Imported, name: str, root: str | Path | None = None, force: bool = False) -> Path:
-    """Write ``imported`` to ``<root>/<name>/`` atomically; an existing dataset is replaced only with ``force``."""
+class DatasetBusy(DataImportError):
+    """Another process is importing a dataset of the same name."""
+
+
+_held: dict[Path, int] = {}  # dataset lock files this process holds -> nesting depth
+
+
+@contextlib.contextmanager
+def dataset_lock(name: str, root: str | Path | None = None) -> Iterator[Path]:
+    """Hold the exclusive lock on dataset ``name`` (``<root>/.<name>.lock``); yields the dataset's folder.
+
+    Fails at once with ``DatasetBusy`` when another process holds it; nested use in one process is allowed."""
     folder = resolve_root(root) / check_name(name)
-    if folder.exists() and not force:
-        raise DataImportError(f"dataset {name!r} already exists at {folder}; pass --force to replace it")
-    staging = folder.parent / f".{name}.{uuid.uuid4().hex}.partial"
-    staging.mkdir(parents=True)
+    path = folder.parent / f".{name}.lock"
+    if path in _held:
+        _held[path] += 1
+        try:
+            yield folder
+        finally:
+            _held[path] -= 1
+        return
+    with file_lock(path, blocking=False) as taken:
+        if not taken:
+            raise DatasetBusy(f"dataset {name!r} is being imported by {_holder(path)} right now; one import per name "
+                              f"at a time: wait for it to end (then pass --force to replace it) or choose another --name")
+        path.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                    "started": time.strftime("%Y-%m-%d %H:%M:%S")}))
+        _held[path] = 1
+        try:
+            yield folder
+        finally:
+            del _held[path]
+
+
+def _holder(path: Path) -> str:
     try:
-        dataset = imported.dataset
-        meta = {**dataset.meta, "counts": imported.counts, "fingerprint": fingerprint(dataset),
-                "supplies": list(supplied_modalities(imported)),
-                "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "import_log": imported.log.summary()}
-        Dataset(name, dataset.items, dataset.modalities, dataset.sequences, meta, dataset.feedback).save(staging)
-        if imported.sequence_info is not None:
-            imported.sequence_info.write_parquet(staging / "sequence_info.parquet")
-        if imported.identifiers is not None:
-            (staging / "identifiers.json").write_text(json.dumps(imported.identifiers))
-        (staging / "problems.txt").write_text("".join(f"{p}\n" for p in imported.log.problems))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        holder = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError):
+        holder = {}
+    if not holder:
+        return "another process"
+    return f"another process (pid {holder.get('pid', '?')} on {holder.get('host', '?')}, started {holder.get('started', '?')})"
+
+
+def save_import(imported: Imported, name: str, root: str | Path | None = None, force: bool = False) -> Path:
+    """Write ``imported`` to ``<root>/<name>/`` atomically under the name's lock; an existing dataset is replaced
+    only with ``force``, and a name another process is importing is refused (``DatasetBusy``)."""
+    with dataset_lock(name, root) as folder:
+        if folder.exists() and not force:
+            raise DataImportError(f"dataset {name!r} already exists at {folder}; pass --force to replace it")
+        staging = staging_folder(folder)
+        staging.mkdir(parents=True)
+        try:
+            _write(imported, name, staging)
+            replace_folder(staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return folder
+
+
+def _write(imported: Imported, name: str, staging: Path) -> None:
+    """Every file of the dataset folder, into ``staging``."""
+    dataset = imported.dataset
+    meta = {**dataset.meta, "counts": imported.counts, "fingerprint": fingerprint(dataset),
+            "supplies": list(supplied_modalities(imported)),
+            "imported_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "import_log": imported.log.summary()}
+    Dataset(name, dataset.items, dataset.modalities, dataset.sequences, meta, dataset.feedback).save(staging)
+    if imported.sequence_info is not None:
+        imported.sequence_info.write_parquet(staging / "sequence_info.parquet")
+    if imported.identifiers is not None:
+        (staging / "identifiers.json").write_text(json.dumps(imported.identifiers))
+    (staging / "problems.txt").write_text("".join(f"{p}\n" for p in imported.log.problems))
 
 
 def supplied_modalities(imported: Imported) -> tuple[str, ...]:
@@ -123,7 +178,7 @@ def list_datasets(root: str | Path | None = None) -> list[dict[str, Any]]:
     base = resolve_root(root)
     found = []
     for folder in sorted(base.iterdir()) if base.is_dir() else ():
-        if (folder / "dataset.json").is_file():
+        if not folder.name.startswith(".") and (folder / "dataset.json").is_file():  # not a .partial build
             info = read_info(folder)
             meta = info.get("meta", {})
             found.append({"name": info["name"], "kind": meta.get("kind", "?"), "counts": meta.get("counts", {}),
