@@ -33,6 +33,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from raysid.cache import is_uri, open_store
 from raysid.config import ConfigError, flatten, stable_hash
+from raysid.distributed import run_scope
 from raysid.pipeline import TrialConfig, run_trial, trial_config_dict
 from raysid import provenance
 from raysid.provenance import PREFIX as PROVENANCE
@@ -41,13 +42,14 @@ from raysid.sweep.progress import SweepProgress
 from raysid.sweep.space import Axis, Study
 from raysid.sweep.table import trial_table
 from raysid.sweep.submit import use_local_token
-from raysid.sweep import interrupt
+from raysid.sweep import exposure, interrupt
 from raysid.sweep.lock import ResultsLock
 from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, point_of, trial_label
 
 
 TRAIN_DRIVER_CPUS = 0.5  # a trial that drives a TorchTrainer (Ray rejects 0)
 SWEEP_RECORD = "raysid-sweep.json"  # beside Tune's experiment state: the sweep id and what it ran
+TRAIN_RUNS = "train"  # inside Tune's experiment folder: the trials' Ray Train runs and their checkpoints
 EXPERIMENT_SNAPSHOT_S = "1"  # Tune saves its experiment state at most this often (its default: every 10 s)
 
 
@@ -66,6 +68,12 @@ class SweepSettings:
     storage: str | None = None  # Tune's experiment storage: folder or URI; default <results_dir>/tune
     mlflow_artifacts: str | None = None  # MLflow artifact root for new experiments; default below
     niceness: int = 0  # trial workers' niceness on a local Ray (Ray's own default is 15); a cluster keeps its own
+
+    def __post_init__(self) -> None:
+        options = {"--cache-dir": self.cache_dir, "--storage": self.storage, "--tracking-uri": self.tracking_uri,
+                   "--mlflow-artifacts": self.mlflow_artifacts, "--address": self.address}
+        for option, location in options.items():
+            exposure.check_no_credentials(option, None if location is None else str(location))
 
     @property
     def cache_location(self) -> str:
@@ -123,16 +131,24 @@ class SweepOutcome:
     signal: str = ""  # the stop signal that interrupted it ("SIGINT", "SIGTERM"), if any
 
 
-def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool) -> None:
-    """Tune function trainable: resolve the point, run the trial, report epochs and final metrics."""
+def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool,
+              train_storage: str | None = None) -> None:
+    """Tune function trainable: resolve the point, run the trial, report epochs and final metrics.
+
+    Its Ray Train runs are named after the trial (``run_scope``) and kept in ``train_storage``, so the trial
+    retried after its node was lost, or resumed, continues them from their last checkpoints. The final report
+    says where it ran: ``ray/node_id`` (the trial's node) and ``ray/train_runs`` (JSON: each Ray Train run's
+    worker groups, their nodes by rank and the epoch of the checkpoint each resumed after)."""
     config = study.resolve(point_of(point), smoke)
 
     def on_epoch(stage: str, epoch: int, values: dict[str, float]) -> None:
         if report_epochs or study.metric in values:
             tune.report({**values, "stage": stage, "epoch": epoch})
 
-    metrics = run_trial(config, open_store(cache_root), on_epoch)
-    tune.report(metrics)
+    with run_scope(tune.get_context().get_trial_id() or "", storage=train_storage) as scope:
+        metrics = run_trial(config, open_store(cache_root), on_epoch)
+    where = {"ray/node_id": ray.get_runtime_context().get_node_id(), "ray/train_runs": json.dumps(scope.runs)}
+    tune.report({**metrics, **where})
 
 
 def param_space(study: Study, smoke: bool) -> dict[str, Any]:
@@ -185,7 +201,9 @@ def ensure_ray(address: str | None, niceness: int = 0) -> None:
         ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(Path(__file__).parents[1])]})
     elif address:
         ray.init(address=address, log_to_driver=False)
-    else:
+    else:  # every service on 127.0.0.1, no metrics endpoint, an owner-only token (raysid.sweep.exposure)
+        exposure.local_ray_environment()
+        exposure.private_token(create=True)
         ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
 
 
@@ -263,6 +281,7 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     fn = tune.with_resources(tune.with_parameters(
         trainable, study=study, smoke=settings.smoke, cache_root=settings.cache_location,
         report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none",
+        train_storage=f"{experiment}/{TRAIN_RUNS}",
     ), trial_resources(first))
     if settings.resume:
         tuner = tune.Tuner.restore(experiment, trainable=fn, resume_unfinished=True, resume_errored=False,
