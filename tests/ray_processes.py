@@ -121,7 +121,7 @@ class LocalCluster:
         self.temp = Path(tempfile.mkdtemp(prefix="rsc", dir="/tmp"))  # short: Ray's socket paths must fit
         token = self.temp / "auth_token"
         token.write_text(secrets.token_hex(32))
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}  # none a local sweep set
         self.env.update(RAY_AUTH_TOKEN_PATH=str(token), RAY_AUTH_MODE="token", RAY_USAGE_STATS_ENABLED="0",
                         RAY_enable_metrics_collection="0", PYTHONUNBUFFERED="1",
                         RAY_health_check_period_ms="1000", RAY_health_check_failure_threshold="3",

@@ -76,6 +76,19 @@ def test_a_location_with_credentials_is_refused_without_echoing_them(option, loc
     assert "s3cr3t-value" not in message and "AKIAEXAMPLE" not in message
 
 
+def test_raysid_sweep_refuses_a_location_with_credentials_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    result = CliRunner().invoke(app, ["sweep", "musicrec-ratio", "--smoke", "--results-dir", str(tmp_path),
+                                      "--mlflow-artifacts", "s3://AKIAEXAMPLE:s3cr3t-value@bucket/mlartifacts"])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert output.startswith("error: --mlflow-artifacts s3://***@bucket/mlartifacts: credentials in a location")
+    assert "s3cr3t-value" not in result.output and not (tmp_path / "tune").exists()
+
+
 def test_locations_without_credentials_pass():
     for location in (None, "results/cache", "s3://bucket/raysid/cache", "gs://b/c", "file:///tmp/x",
                      "s3://bucket/c?region=eu-west-1&endpoint_override=127.0.0.1:9000", "sqlite:////tmp/mlflow.db"):

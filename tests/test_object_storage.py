@@ -125,7 +125,7 @@ def test_a_sweep_on_s3_resumes_after_its_driver_is_killed_and_never_writes_the_s
         monkeypatch.setenv(name, value)  # for this process's pyarrow, boto3 and MLflow reading the bucket
     ray_temp = Path(tempfile.mkdtemp(prefix="rss", dir="/tmp"))  # the local Ray's logs (short: socket paths)
     token = tmp_path / "ray-token"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "RAY_ADDRESS"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(RAY_TMPDIR=str(ray_temp), RAY_AUTH_TOKEN_PATH=str(token), RAY_USAGE_STATS_ENABLED="0",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     results = tmp_path / "results"
