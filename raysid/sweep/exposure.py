@@ -7,6 +7,10 @@
   ``RAY_enable_metrics_collection=0`` keeps the dashboard agent's Prometheus endpoint (no authentication)
   closed. Either can be exported to 1 to have Ray's behaviour back.
 - The Ray token file is readable by its owner only (0600, folder 0700): Ray writes it with the umask (0644).
+- Credentials stay out of Ray: Tune copies AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and
+  AWS_SECURITY_TOKEN from the driver's environment into each trial's runtime_env, which Ray's runtime-env agent
+  writes to its log and the GCS keeps in its actor table; raysid stops that copy. A local Ray's trial processes
+  inherit the environment from the raylet anyway; a cluster's nodes use credentials of their own.
 - Credentials never ride in a location (``s3://KEY:SECRET@bucket``, ``?secret_key=``): such a URI would be
   printed, written to ``raysid-sweep.json`` and logged to MLflow; they come from the environment instead.
 """
@@ -37,6 +41,14 @@ def local_ray_environment() -> None:
     # Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER once, when it is imported (before this process knew that its
     # Ray would be a local one); what ray.init asks for the node address is this constant.
     ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"].lower() in ("1", "true")
+
+
+def keep_credentials_out_of_ray() -> None:
+    """Stop Tune from copying the driver's AWS credentials into trials' runtime_env (see the module docstring)."""
+    from ray.tune.execution import class_cache
+
+    kept = {name for name in class_cache.ENV_VARS_TO_PROPAGATE if not name.startswith("AWS_")}
+    class_cache.ENV_VARS_TO_PROPAGATE = kept  # read by Tune each time it makes a trial's actor class
 
 
 def token_path() -> Path | None:

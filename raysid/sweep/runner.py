@@ -275,6 +275,7 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     experiment = _experiment_path(study, settings)
     record = _resume_record(experiment, study, settings) if settings.resume else _new_record(study, settings)
     ensure_ray(settings.address, settings.niceness)
+    exposure.keep_credentials_out_of_ray()
     interrupt.claim()  # ray.init set its own SIGTERM handler
     first = study.resolve(study.first_point(), settings.smoke)
     concurrency = settings.max_concurrent or study.search.max_concurrent or _fitting_trials(first)
