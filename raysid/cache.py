@@ -161,11 +161,14 @@ class ArtifactStore:
             self._build(stage, key, produce)
 
     def _build(self, stage: str, key: str, produce: Callable[[Path], None]) -> None:
+        from raysid.distributed import run_scope  # torch: only when something is built
+
         final = self.path(stage, key)
         staging = staging_folder(final)
         try:
             staging.mkdir(parents=True)
-            produce(staging)
+            with run_scope(stage, key):  # a Ray Train run of this build resumes where an interrupted one stopped
+                produce(staging)
             write_manifest(staging, stage, key)
             replace_folder(staging, final)
         except Exception as error:

@@ -11,15 +11,22 @@ and calls ``session.report(epoch, metrics, state)`` after every epoch. The same 
 ``run_training`` returns the state of the last epoch (as the loop passed it to ``report``), from which the
 caller rebuilds its trained model in the calling process. Per-epoch metrics reach ``on_epoch``: live without
 Ray, replayed from the run's reports when the Ray run has finished.
+
+Inside ``run_scope`` (a Tune trial, then the stage artifact being built) a Ray run's folder is named after the
+scope, so a run started again there (the trial retried after its node was lost, a resumed sweep) resumes from
+its last checkpoint instead of starting over; each finished run records where its worker groups ran and the
+checkpoint each group resumed after (``RunScope.runs``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -72,6 +79,47 @@ class TrainingConfig:
     def cpus(self) -> float:
         """CPUs the whole worker group asks for (what a Tune trial must leave free for it)."""
         return self.num_workers * float(self.resources_per_worker.get("CPU", 1.0))
+
+
+@dataclass
+class RunScope:
+    """Where the Ray Train runs started inside ``run_scope`` are kept and what they are called."""
+
+    parts: tuple[str, ...]  # what names the runs: the enclosing scopes' parts, then this one's
+    storage: str | None  # runs' storage when their TrainingConfig names none (a folder or URI every node sees)
+    outer: RunScope | None = None
+    started: dict[str, int] = field(default_factory=dict)  # loop name -> runs started so far in this scope
+    runs: list[dict[str, Any]] = field(default_factory=list)  # finished runs (their own and inner scopes')
+
+    def run_name(self, name: str) -> str:
+        """``name-<digest>``: the same for the same scope parts, loop name and order inside the scope."""
+        self.started[name] = self.started.get(name, 0) + 1
+        digest = hashlib.sha256("\0".join((*self.parts, name, str(self.started[name]))).encode()).hexdigest()
+        return f"{name}-{digest[:12]}"
+
+    def record(self, run: dict[str, Any]) -> None:
+        scope: RunScope | None = self
+        while scope is not None:
+            scope.runs.append(run)
+            scope = scope.outer
+
+
+_SCOPE: ContextVar[RunScope | None] = ContextVar("raysid_run_scope", default=None)
+
+
+@contextlib.contextmanager
+def run_scope(*parts: str, storage: str | None = None) -> Iterator[RunScope]:
+    """Name the Ray Train runs started inside the block after ``parts`` (added to the enclosing scope's), so
+    that a run started again under the same scope resumes from its last checkpoint (Ray Train restores a run
+    folder that holds one). ``storage``, else the enclosing scope's, is where runs go when their
+    TrainingConfig names no storage_path."""
+    outer = _SCOPE.get()
+    scope = RunScope((*(outer.parts if outer else ()), *parts), storage or (outer.storage if outer else None), outer)
+    token = _SCOPE.set(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPE.reset(token)
 
 
 class Session:
@@ -204,18 +252,28 @@ def _forwarding(report: Callable, on_epoch: OnEpoch) -> Callable:
 
 
 class RaySession(Session):
-    """A Session inside a Ray Train worker: DDP through torch.distributed, checkpoints through ray.train."""
+    """A Session inside a Ray Train worker: DDP through torch.distributed, checkpoints through ray.train.
+
+    ``groups`` lists the worker groups that trained this run so far (a restarted group adds one): the epoch of
+    the checkpoint it resumed after (None: from scratch), its workers' node ids and addresses by rank, and the
+    epochs it trained."""
+
+    groups: list[dict[str, Any]]
 
     def report(self, epoch: int, metrics: dict[str, float], state: dict) -> None:
         import ray.train
 
         super().report(epoch, metrics, state)
-        payload = {**metrics, "epoch": epoch}
+        group = self.groups[-1]
+        group["epochs"].append(epoch)
+        payload = {**metrics, "epoch": epoch, "resumed_after": group["resumed_after"], "nodes": group["nodes"],
+                   "node_ips": group["node_ips"]}
         if not self.is_main:
             ray.train.report(payload)  # every worker reports; only rank 0 writes the checkpoint
             return
         with tempfile.TemporaryDirectory() as folder:
-            torch.save({"state": _to_cpu(state), "reports": _to_cpu(self.reports)}, Path(folder) / STATE_FILE)
+            saved = {"state": _to_cpu(state), "reports": _to_cpu(self.reports), "groups": self.groups}
+            torch.save(saved, Path(folder) / STATE_FILE)
             ray.train.report(payload, checkpoint=ray.train.Checkpoint.from_directory(folder))
 
 
@@ -230,10 +288,26 @@ def _worker(train_config: dict) -> None:
     device = ray.train.torch.get_device()
     torch.set_num_threads(max(1, int(train_config["threads"])))
     session = RaySession(context.get_world_rank(), context.get_world_size(), device, train_config["precision"], None)
+    session.groups = list(saved.get("groups", [])) if saved is not None else []
     if saved is not None:
         session._restored = saved["state"]
         session.reports = list(saved["reports"])
+    resumed_after = session.reports[-1][0] if session.reports else None
+    session.groups.append({"resumed_after": resumed_after, **_group_nodes(session.world_size), "epochs": []})
     train_config["loop"](session)
+
+
+def _group_nodes(world_size: int) -> dict[str, list[str]]:
+    """The node id and address of every worker of the group, by rank (as Ray reports them)."""
+    import ray
+    import ray.util
+
+    mine = [ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()]
+    everyone = [mine] * world_size
+    if world_size > 1:
+        everyone = [None] * world_size
+        dist.all_gather_object(everyone, mine)
+    return {"nodes": [node for node, _ in everyone], "node_ips": [ip for _, ip in everyone]}
 
 
 def _read_checkpoint(checkpoint: Any) -> dict:
@@ -245,7 +319,9 @@ def _run_on_ray(loop: Loop, config: TrainingConfig, name: str) -> tuple[dict, li
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    storage = config.storage_path or os.path.join(tempfile.gettempdir(), "raysid-train")
+    scope = _SCOPE.get()
+    run_name = scope.run_name(name) if scope is not None else f"{name}-{uuid.uuid4().hex[:8]}"
+    storage = _storage(config, scope)
     threads = config.resources_per_worker.get("CPU", 1.0)
     trainer = TorchTrainer(
         _worker,
@@ -255,8 +331,8 @@ def _run_on_ray(loop: Loop, config: TrainingConfig, name: str) -> tuple[dict, li
             num_workers=config.num_workers, use_gpu=config.use_gpu, resources_per_worker=config.resources_per_worker
         ),
         run_config=ray.train.RunConfig(
-            name=f"{name}-{uuid.uuid4().hex[:8]}",
-            storage_path=str(Path(storage).resolve()),
+            name=run_name,
+            storage_path=storage,
             failure_config=ray.train.FailureConfig(max_failures=config.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
         ),
@@ -265,7 +341,17 @@ def _run_on_ray(loop: Loop, config: TrainingConfig, name: str) -> tuple[dict, li
     if result.checkpoint is None:
         raise RuntimeError(f"{name}: the Ray Train run finished without a checkpoint")
     saved = _read_checkpoint(result.checkpoint)
+    if scope is not None:
+        scope.record({"name": run_name, "storage": storage, "groups": saved.get("groups", [])})
     return saved["state"], saved["reports"]
+
+
+def _storage(config: TrainingConfig, scope: RunScope | None) -> str:
+    """Where the run's folder goes: the config's storage_path, else the scope's, else a temporary folder."""
+    storage = config.storage_path or (scope.storage if scope is not None else None)
+    if storage and "://" in storage:
+        return storage
+    return str(Path(storage or os.path.join(tempfile.gettempdir(), "raysid-train")).resolve())
 
 
 def _to_cpu(value: Any) -> Any:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from raysid.config import ConfigError
-from raysid.distributed import Session, TrainingConfig, run_training, unwrap
+from raysid.distributed import Session, TrainingConfig, run_scope, run_training, unwrap
 
 X = torch.linspace(-1, 1, 64)[:, None]
 Y = 3 * X - 1
@@ -92,6 +92,37 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(ray_local, tmp_path):
     local = run_training(regression_loop, TrainingConfig())
     for name, value in local["model"].items():
         torch.testing.assert_close(state["model"][name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_started_again_in_its_scope_resumes_from_its_checkpoint(ray_local, tmp_path):
+    """A run that failed for good (no retries left: a lost node, a killed trial) and is started again under the
+    same scope (the retried trial building the same artifact) continues from its last checkpoint."""
+    marker = tmp_path / "crashed"
+    config = TrainingConfig(ray=True, num_workers=2, resources_per_worker={"CPU": 0.5}, storage_path=str(tmp_path))
+    loop = partial(regression_loop, crash_marker=str(marker))
+    with pytest.raises(Exception, match="Training failed"), run_scope("trial-1", "tokenizer", "key-1"):
+        run_training(loop, config, name="regression")
+    assert marker.exists()
+    seen = []
+    with run_scope("trial-1", "tokenizer", "key-1") as scope:
+        state = run_training(loop, config, lambda e, m: seen.append((e, m)), name="regression")
+    assert [e for e, _ in seen] == [1, 2, 3, 4] and [m["start"] for _, m in seen] == [1.0, 1.0, 3.0, 3.0]
+    (run,) = scope.runs  # the run's record: its two worker groups, the second resumed after epoch 2
+    assert [g["resumed_after"] for g in run["groups"]] == [None, 2] and [g["epochs"] for g in run["groups"]] == [[1, 2], [3, 4]]
+    assert all(len(g["nodes"]) == 2 and g["node_ips"][0] for g in run["groups"])
+    assert state["epoch"] == 4 and run["name"].startswith("regression-")
+    with run_scope("trial-2", "tokenizer", "key-1") as other:  # another scope: a run of its own, from scratch
+        run_training(regression_loop, config, name="regression")
+    assert other.runs[0]["name"] != run["name"] and other.runs[0]["groups"][0]["resumed_after"] is None
+
+
+def test_runs_are_named_by_scope_name_and_order():
+    with run_scope("t") as outer, run_scope("semantic_ids", "k1", storage="s3://b/train") as inner:
+        first, second, other = inner.run_name("sasrec"), inner.run_name("sasrec"), inner.run_name("t5")
+        assert inner.storage == "s3://b/train" and inner.parts == ("t", "semantic_ids", "k1") and outer.storage is None
+    assert len({first, second, other}) == 3 and first.startswith("sasrec-") and other.startswith("t5-")
+    with run_scope("t"), run_scope("semantic_ids", "k1") as again:
+        assert again.run_name("sasrec") == first and again.run_name("sasrec") == second
 
 
 def test_without_ray_the_loop_must_report():

@@ -34,6 +34,7 @@ from ray.tune.schedulers import ASHAScheduler
 from raysid import environment
 from raysid.cache import is_uri, open_store
 from raysid.config import ConfigError, flatten, stable_hash
+from raysid.distributed import run_scope
 from raysid.pipeline import TrialConfig, run_trial, trial_config_dict
 from raysid import provenance
 from raysid.provenance import PREFIX as PROVENANCE
@@ -43,7 +44,7 @@ from raysid.sweep.search import StoredOptunaSearch, load_search, open_storage, s
 from raysid.sweep.space import Axis, Study
 from raysid.sweep.table import trial_table
 from raysid.sweep.submit import use_local_token
-from raysid.sweep import interrupt
+from raysid.sweep import exposure, interrupt
 from raysid.sweep.diskwatch import DiskWatch, Reserve, end_runs_failed, fullest, local_disks
 from raysid.sweep.lock import ResultsLock
 from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_metrics, log_report, point_of, trial_label
@@ -51,6 +52,7 @@ from raysid.sweep.tracking import MLflowTracking, default_tracking_uri, final_me
 
 TRAIN_DRIVER_CPUS = 0.5  # a trial that drives a TorchTrainer (Ray rejects 0)
 SWEEP_RECORD = "raysid-sweep.json"  # beside Tune's experiment state: the sweep id and what it ran
+TRAIN_RUNS = "train"  # inside Tune's experiment folder: the trials' Ray Train runs and their checkpoints
 EXPERIMENT_SNAPSHOT_S = "1"  # Tune saves its experiment state at most this often (its default: every 10 s)
 
 
@@ -70,6 +72,12 @@ class SweepSettings:
     mlflow_artifacts: str | None = None  # MLflow artifact root for new experiments; default below
     niceness: int = 0  # trial workers' niceness on a local Ray (Ray's own default is 15); a cluster keeps its own
     optuna_storage: str | None = None  # where a sampled search stores its Optuna study; default below
+
+    def __post_init__(self) -> None:
+        options = {"--cache-dir": self.cache_dir, "--storage": self.storage, "--tracking-uri": self.tracking_uri,
+                   "--mlflow-artifacts": self.mlflow_artifacts, "--address": self.address}
+        for option, location in options.items():
+            exposure.check_no_credentials(option, None if location is None else str(location))
 
     @property
     def cache_location(self) -> str:
@@ -136,9 +144,14 @@ class SweepOutcome:
 
 
 def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool,
-              board: str = "") -> None:
+              board: str = "", train_storage: str | None = None) -> None:
     """Tune function trainable: resolve the point, run the trial, report epochs and final metrics; stages and
-    epochs also go to the sweep's progress board."""
+    epochs also go to the sweep's progress board.
+
+    Its Ray Train runs are named after the trial (``run_scope``) and kept in ``train_storage``, so the trial
+    retried after its node was lost, or resumed, continues them from their last checkpoints. The final report
+    says where it ran: ``ray/node_id`` (the trial's node) and ``ray/train_runs`` (JSON: each Ray Train run's
+    worker groups, their nodes by rank and the epoch of the checkpoint each resumed after)."""
     config = study.resolve(point_of(point), smoke)
     events = StageEvents(board, trial_label(point_of(point)), {"tokenizer": getattr(config.tokenizer, "epochs", None),
                                                                "recommender": getattr(config.recommender, "epochs", None)})
@@ -149,8 +162,10 @@ def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str,
             tune.report({**values, "stage": stage, "epoch": epoch})
 
     store = ReportingStore(open_store(cache_root), events, {"result": "checking the result cache"})
-    metrics = run_trial(config, store, on_epoch)
-    tune.report(metrics)
+    with run_scope(tune.get_context().get_trial_id() or "", storage=train_storage) as scope:
+        metrics = run_trial(config, store, on_epoch)
+    where = {"ray/node_id": ray.get_runtime_context().get_node_id(), "ray/train_runs": json.dumps(scope.runs)}
+    tune.report({**metrics, **where})
 
 
 def param_space(study: Study, smoke: bool) -> dict[str, Any]:
@@ -206,7 +221,9 @@ def ensure_ray(address: str | None, niceness: int = 0) -> None:
             ray.init(address=address, log_to_driver=False, runtime_env={"py_modules": [str(Path(__file__).parents[1])]})
         elif address:
             ray.init(address=address, log_to_driver=False)
-        else:
+        else:  # every service on 127.0.0.1, no metrics endpoint, an owner-only token (raysid.sweep.exposure)
+            exposure.local_ray_environment()
+            exposure.private_token(create=True)
             ray.init(include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     except Exception as error:  # a missing token, a local Ray too slow to start: one line with the next step
         line = environment.auth_line(error, address) if address else environment.ray_start_line(error)
@@ -285,13 +302,14 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
               "--storage": settings.storage_location, "--mlflow-artifacts": settings.mlflow_artifacts}
     environment.preflight(stores, settings.tracking)
     ensure_ray(settings.address, settings.niceness)
+    exposure.keep_credentials_out_of_ray()
     interrupt.claim()  # ray.init set its own SIGTERM handler
     first = study.resolve(study.first_point(), settings.smoke)
     concurrency = settings.max_concurrent or study.search.max_concurrent or _fitting_trials(first)
     fn = tune.with_resources(tune.with_parameters(
         trainable, study=study, smoke=settings.smoke, cache_root=settings.cache_location,
         report_epochs=study.search.algorithm == "grid" and study.search.scheduler == "none",
-        board=board_name(record["sweep_id"]),
+        board=board_name(record["sweep_id"]), train_storage=f"{experiment}/{TRAIN_RUNS}",
     ), trial_resources(first))
     disks = local_disks([*stores.values(), environment.sqlite_folder(settings.tracking)])
     reserve = Reserve(disks)

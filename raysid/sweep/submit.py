@@ -154,8 +154,12 @@ def use_local_token(address: str) -> None:
     ``ray start`` turns token authentication on, but Ray enables it on the client side only for
     ``address="auto"``: an explicit address needs ``RAY_AUTH_MODE=token``. raysid sets that for loopback
     addresses (a local head, or an SSH/kubectl tunnel to the cluster a cluster definition names); for any
-    other address the token is sent only when the user exported RAY_AUTH_MODE=token.
+    other address the token is sent only when the user exported RAY_AUTH_MODE=token. The token file is made
+    owner-only (0600) first.
     """
+    from raysid.sweep.exposure import private_token
+
+    private_token(create=False)  # owner-only, whichever address it is for
     if "RAY_AUTH_MODE" in os.environ or not is_loopback(address):
         return
     from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
