@@ -24,9 +24,11 @@ from raysid.metrics.ranking import (
     ranking_metrics,
     ranks_from_scores,
 )
+from raysid.recommenders.base import RecommenderInputs
 from raysid.recommenders.gpt2 import GPT2Recommender, GPT2RecommenderConfig
 from raysid.recommenders.popularity import PopularityRecommender
 from raysid.semantic_ids.table import SemanticIds
+from raysid.tokenizers.base import TokenizerInputs
 from raysid.tokenizers.residual_kmeans import (
     ResidualKMeansConfig,
     ResidualKMeansTokenizer,
@@ -44,20 +46,21 @@ def main(epochs: int = 10, n_embd: int = 64, learning_rate: float = 3e-3, exact_
     dataset = generate_catalog(CatalogConfig())
     splits = leave_one_out(dataset.sequences)
     features = build_features(dataset, FeatureConfig(), splits.train_items())
-    tokenizer = ResidualKMeansTokenizer(ResidualKMeansConfig(codebook_sizes=(64, 64))).fit(features, splits.train_items())
+    tokenizer = ResidualKMeansTokenizer(ResidualKMeansConfig(codebook_sizes=(64, 64)))
+    tokenizer.fit(TokenizerInputs(features, splits.train_items()))
     sids = SemanticIds.from_codes(tokenizer.encode(features), tokenizer.position_names, tokenizer.codebook_sizes)
     config = GPT2RecommenderConfig(epochs=epochs, n_embd=n_embd, learning_rate=learning_rate, device="cpu")
     model = GPT2Recommender(config, sids)
     print(f"{sids.num_items} items, identifier sizes {sids.codebook_sizes}, {len(splits.train)} playlists, "
           f"{model.num_parameters():,} parameters")
     start = time.perf_counter()
-    model.fit(splits.train, splits.valid, lambda e, m: print(f"epoch {e}: {m}", flush=True))
+    model.fit(RecommenderInputs(splits.train, splits.valid, on_epoch=lambda e, m: print(f"epoch {e}: {m}", flush=True)))
     print(f"fit: {time.perf_counter() - start:.1f} s")
     test = splits.test
     start = time.perf_counter()
     items, _ = model.beam_search(test.histories)
     print(f"beam {config.beam_size}: {time.perf_counter() - start:.1f} s for {len(test)} users")
-    popularity = PopularityRecommender(sids.num_items).fit(splits.train).recommend(test.histories, 20)
+    popularity = PopularityRecommender(sids.num_items).fit(RecommenderInputs(splits.train)).recommend(test.histories, 20)
     print(f"gpt2 beam   ({len(test)} users): {fusid_metrics(ranking_metrics(items, test.targets, KS))}")
     print(f"popularity  ({len(test)} users): {fusid_metrics(ranking_metrics(popularity, test.targets, KS))}")
     users, targets = test.histories[:exact_users], test.targets[:exact_users]

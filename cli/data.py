@@ -90,8 +90,8 @@ def features(
     import torch
 
     from raysid.cache import ArtifactStore
-    from raysid.features.modalities import trial_dataset
-    from raysid.pipeline import parse_trial_config
+    from raysid.pipeline.dataset import trial_data
+    from raysid.trial_config import parse_trial_config
 
     torch.set_num_threads(threads)
     section = {"source": "imported", "name": name, "min_item_count": min_item_count,
@@ -103,9 +103,10 @@ def features(
     store = ArtifactStore(cache_dir)
     start = time.perf_counter()
     try:
-        dataset, splits = trial_dataset(parse_trial_config({"dataset": section}), store)
+        data = trial_data(parse_trial_config({"dataset": section}), store)
     except (ConfigError, ValueError) as error:
         fail(str(error))
+    dataset, splits = data.dataset, data.split.splits
     table = Table("modality", "items", "dim", "source")
     for modality, matrix in dataset.modalities.items():
         table.add_row(modality, f"{matrix.shape[0]:,}", str(matrix.shape[1]), "import" if modality == "audio" else "extracted")

@@ -61,7 +61,7 @@ def _print_changes(study, say) -> None:
 
 def _print_config(study, smoke: bool, say) -> None:
     from raysid.config import flatten
-    from raysid.pipeline import trial_config_dict
+    from raysid.trial_config import trial_config_dict
 
     first = study.first_point()
     say(f"resolved config of the first trial ({' '.join(f'{k}={v}' for k, v in first.items())}"

@@ -39,6 +39,7 @@ from raysid.bench_tokenizers import catalog_config
 from raysid.data.catalog import generate_catalog
 from raysid.data.splits import leave_one_out
 from raysid.presets import recommender_config
+from raysid.recommenders.base import RecommenderInputs
 from raysid.recommenders.exact import exact_scores, generated_items
 from raysid.recommenders.t5 import Samples, T5Recommender
 from raysid.semantic_ids.table import SemanticIds
@@ -69,7 +70,7 @@ def benchmark_model(
     sids = SemanticIds.from_codes(codes, names, (codebook_size,) * levels, tie_break=True)
     updates = {"epochs": 1, "beam_size": beam_size, "eval_batch_size": 1 << 20, "device": "cpu", "seed": seed}
     config = recommender_config(preset, "t5", updates)
-    recommender = T5Recommender(config, sids).fit(splits.train[:train_playlists])
+    recommender = T5Recommender(config, sids).fit(RecommenderInputs(splits.train[:train_playlists]))
     return recommender, splits.test.histories
 
 

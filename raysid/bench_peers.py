@@ -59,6 +59,7 @@ from raysid.metrics.ranking import ranking_metrics
 from raysid.paired import PairedDifference, paired_values
 from raysid.peers.venv import RUNNER, ensure_venv
 from raysid.provenance import collect
+from raysid.recommenders.base import RecommenderInputs
 from raysid.recommenders.sasrec import SASRec, SASRecConfig, training_data
 
 KS = (5, 10)
@@ -197,7 +198,7 @@ def run_raysid(data: PeerData, settings: PeerSettings, say: Say = print, options
         tracker = _EpochTracker(splits.valid, say)
         start = time.perf_counter()
         tracker.start = start
-        model.fit(splits.train, on_epoch=tracker.on_epoch, epoch_eval=tracker.evaluate)  # restores the best epoch
+        model.fit(RecommenderInputs(splits.train, on_epoch=tracker.on_epoch, epoch_eval=tracker.evaluate))  # restores the best epoch
         fit_seconds = time.perf_counter() - start
         test = ranking_metrics(model.recommend(splits.test.histories, max(KS)), splits.test.targets, KS)
     finally:

@@ -33,7 +33,7 @@ from raysid.config import build
 from raysid.data.catalog import CatalogConfig, generate_catalog
 from raysid.data.splits import SplitConfig, make_splits
 from raysid.features.modalities import FeatureConfig, build_features
-from raysid.tokenizers import TOKENIZERS, get_tokenizer
+from raysid.tokenizers import TOKENIZERS, TokenizerInputs, get_tokenizer
 from raysid.tokenizers.rqvae import RQVAEConfig, build_networks
 
 _PAGE = 4096  # bytes per page of /proc/self/statm (Linux x86-64)
@@ -156,15 +156,17 @@ def _measure(kind: str, inputs: dict[str, Any], epochs: int, device: str, folder
     """Build ``kind`` with benchmark overrides, fit and encode it; one row of ``tokenizer_throughput``."""
     features, train_items = inputs["features"], inputs["train_items"]
     num_items = len(next(iter(features.values())))
-    config_class, tokenizer_class = get_tokenizer(kind)
-    overrides = _overrides(config_class, epochs, device, folder, num_items, inputs["seed"])
-    tokenizer = tokenizer_class(build(config_class, overrides, "tokenizer"))
-    extra = {"sequences": inputs["sequences"]} if getattr(tokenizer, "needs_sequences", False) else {}
-    if getattr(getattr(tokenizer, "config", None), "needs_collaborative", False):
-        extra["collaborative"] = np.random.default_rng(inputs["seed"]).standard_normal((num_items, _CF_DIM), np.float32)
+    spec = get_tokenizer(kind)
+    overrides = _overrides(spec.config, epochs, device, folder, num_items, inputs["seed"])
+    config = build(spec.config, overrides, "tokenizer")
+    tokenizer, capabilities = spec.build(config), config.capabilities()
+    cf = np.random.default_rng(inputs["seed"]).standard_normal((num_items, _CF_DIM), np.float32)
+    fit_inputs = TokenizerInputs(features if capabilities.needs_features else None, train_items, num_items=num_items,
+                                 sequences=inputs["sequences"] if capabilities.needs_sequences else None,
+                                 collaborative=cf if capabilities.uses_collaborative else None)
     with _peak_rss_growth() as rss:
-        _, fit_s = _timed(lambda: tokenizer.fit(features, train_items, **extra))
-        _, encode_s = _timed(lambda: tokenizer.encode(features))
+        _, fit_s = _timed(lambda: tokenizer.fit(fit_inputs))
+        _, encode_s = _timed(lambda: tokenizer.encode(fit_inputs.features))
     work, unit = _fit_work(tokenizer.config, len(train_items))
     return {
         "kind": kind,

@@ -38,7 +38,7 @@ from raysid.data.catalog import generate_catalog
 from raysid.data.splits import leave_one_out
 from raysid.devices import resolve_device
 from raysid.presets import recommender_config
-from raysid.recommenders import build_recommender
+from raysid.recommenders import ItemCatalog, build_recommender
 from raysid.recommenders.gpt2 import Windows, batch_tensors, summed_loss
 from raysid.recommenders.t5 import Samples
 from raysid.semantic_ids.table import SemanticIds
@@ -214,7 +214,7 @@ def build_model(kind: str, preset: str, sids: SemanticIds, batch_size: int, devi
     check_options(kind, device, precision)
     updates = {"device": device, "precision": precision, "batch_size": batch_size, "seed": seed,
                "beam_size": min(20, sids.num_items)}
-    return build_recommender(kind, recommender_config(preset, kind, updates), sids)
+    return build_recommender(kind, recommender_config(preset, kind, updates), ItemCatalog(sids, sids.num_items))
 
 
 def autocast(device: torch.device, precision: str):

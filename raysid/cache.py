@@ -38,14 +38,12 @@ from raysid.cache_manifest import (
     MISSING,
     artifact_files,
     code_version,
-    file_lock,
     forget,
-    replace_folder,
     stage_key,
-    staging_folder,
     verify,
     write_manifest,
 )
+from raysid.atomic_files import file_lock, replace_folder, staging_folder
 from raysid.environment import DiskFull, disk_full
 
 __all__ = ["ArtifactError", "ArtifactStore", "CacheWarning", "RemoteArtifactStore", "code_version", "load_json",

@@ -18,12 +18,11 @@ from pathlib import Path
 from raysid.cache_manifest import (
     COMPLETE,
     code_version,
-    file_lock,
     folder_bytes,
     read_manifest,
-    staging_folder,
     verify,
 )
+from raysid.atomic_files import file_lock, staging_folder
 
 PARTIAL = ".partial"
 LOCK = ".lock"

@@ -1,4 +1,5 @@
-"""Integrity of stage artifacts: the code version in every key, checksum manifests, locks, atomic folders.
+"""Integrity of stage artifacts: the code version in every key and checksum manifests (locks and atomic folders
+are in ``raysid.atomic_files``).
 
 ``code_version()`` hashes the source of the raysid modules the stages run (``CODE_EXCLUDED`` left out) once
 per process; ``stage_key`` mixes it into every artifact key. ``write_manifest`` records, in the artifact's
@@ -7,16 +8,10 @@ per process; ``stage_key`` mixes it into every artifact key. ``write_manifest`` 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import hashlib
 import json
-import os
-import shutil
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +26,8 @@ PACKAGE = Path(__file__).resolve().parent
 # produce config values, which are hashed like any other).
 CODE_EXCLUDED = ("sweep/", "results.py", "importance.py", "bench.py", "bench_decoding.py", "bench_tokenizers.py",
                  "bench_training.py", "bench_peers.py", "peers/", "tokenize.py", "cache.py", "cache_manifest.py",
-                 "cache_maintenance.py", "environment.py", "verify.py", "paired.py", "readme_tables.py", "presets.py",
-                 "reporting/")
+                 "cache_maintenance.py", "atomic_files.py", "environment.py", "verify.py", "paired.py",
+                 "readme_tables.py", "presets.py", "reporting/")
 MISSING = "missing"  # _problem's answer for an artifact that is not stored at all
 
 
@@ -144,52 +139,3 @@ def folder_bytes(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, blocking: bool = True) -> Iterator[bool]:
-    """Hold an exclusive lock on ``path`` (created if need be); yields False when not blocking and it is taken.
-
-    The lock file may be removed by ``raysid cache prune`` while nobody holds it: a lock taken on a file
-    that was unlinked meanwhile is dropped and taken again on the current file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        handle = open(path, "a")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            yield False
-            return
-        if _same_file(handle, path):
-            break
-        handle.close()
-    try:
-        yield True
-    finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
-
-
-def _same_file(handle: Any, path: Path) -> bool:
-    try:
-        return os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
-    except FileNotFoundError:
-        return False
-
-
-def staging_folder(final: Path) -> Path:
-    """A fresh ``.KEY.UUID.partial`` folder beside ``final`` (what ``raysid cache prune`` clears if left)."""
-    return final.parent / f".{final.name}.{uuid.uuid4().hex}.partial"
-
-
-def replace_folder(staging: Path, final: Path) -> None:
-    """Move ``staging`` to ``final`` atomically; an old ``final`` is moved aside first, then deleted."""
-    old = None
-    if final.exists():
-        old = staging_folder(final)
-        os.replace(final, old)
-    os.replace(staging, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

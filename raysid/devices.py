@@ -1,14 +1,20 @@
-"""Device selection and seeding shared by every torch stage (tokenizers and recommenders)."""
+"""Device selection and seeding shared by every torch stage (tokenizers and recommenders).
+
+``check_device`` validates configs without torch; the functions that need torch import it when called.
+"""
 
 from __future__ import annotations
 
 import random
 import re
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from raysid.config import require
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
@@ -23,6 +29,8 @@ def resolve_device(name: str) -> torch.device:
 
     Raises RuntimeError when a CUDA device is asked for on a machine without one.
     """
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -39,6 +47,8 @@ def resolve_device(name: str) -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and torch (CPU and all GPUs)."""
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -7,7 +7,7 @@ never ask which model they have:
   ranking for the generative models), beside the popularity floor (``popularity/test/...``);
 - beyond accuracy on test: coverage, distinct items and artists per list, repetition, and HR/NDCG by
   history-length bucket (``raysid.metrics.report``);
-- feedback: when the dataset has played/skipped feedback and the model scores it (SASRec), the stratified
+- feedback: when the dataset has played/skipped feedback and the model declares it scores it (SASRec), the stratified
   AUC on (played, skipped) pairs per session of the test period, overall and by history length, and the
   ranking metrics for each period's first played track. Every other model on such a dataset is ranked on
   those same first played tracks: the pipeline's one split (``decide_split``) is the feedback split.
@@ -15,61 +15,71 @@ never ask which model they have:
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from raysid.config import ConfigError
 from raysid.data.dataset import Dataset, EvalSet, Splits
 from raysid.data.splits import FeedbackSplits, TrialSplit
-from raysid.metrics.auc import evaluate_feedback
-from raysid.metrics.ranking import ranking_metrics
-from raysid.metrics.report import recommendation_report
-from raysid.recommenders import build_recommender
+from raysid.metrics.auc import evaluate_feedback, feedback_metric_names
+from raysid.metrics.ranking import ranking_metric_names, ranking_metrics
+from raysid.metrics.report import recommendation_report, report_metric_names
+from raysid.recommenders import ItemCatalog, Recommender, RecommenderInputs, build_recommender
 from raysid.recommenders.popularity import PopularityRecommender
 from raysid.semantic_ids.table import SemanticIds
-
-if TYPE_CHECKING:
-    from raysid.pipeline import TrialConfig
+from raysid.trial_config import TrialConfig
 
 OnEpoch = Callable[[str, int, dict[str, float]], None]
 
 
-def evaluate(config: TrialConfig, sids: SemanticIds, dataset: Dataset, split: TrialSplit,
+def evaluate(config: TrialConfig, sids: SemanticIds | None, dataset: Dataset, split: TrialSplit,
              on_epoch: OnEpoch | None) -> dict[str, float]:
-    """Train ``config.recommender_kind`` on the unique identifiers ``sids``; its metrics and the popularity floor.
+    """Train ``config.recommender_kind`` on the unique identifiers ``sids`` (None: a trial without a
+    tokenizer, for a model that reads none); its metrics and the popularity floor.
 
     ``split`` is the trial's one split (``raysid.data.splits.decide_split``, made by the pipeline); nothing
     here splits again.
     """
     model = build(config, sids, dataset)
-    if _scores_feedback(config, split):
+    if scores_feedback(config, split):
         return _evaluate_with_feedback(config, model, dataset, split.feedback, on_epoch)
     splits = split.splits
-    metrics = _fit(model, config, fit_sequences(config, split), _subsample(splits.valid, config), on_epoch,
-                   _epoch_ranking(config, splits))
-    popularity = PopularityRecommender(num_items=sids.num_items).fit(splits.train)
+    metrics = _fit(model, config, RecommenderInputs(fit_sequences(config, split), valid=_subsample(splits.valid, config),
+                                                    epoch_eval=_epoch_ranking(config, splits)), on_epoch)
+    popularity = PopularityRecommender(num_items=dataset.num_items).fit(RecommenderInputs(splits.train))
     for name, evalset in (("valid", splits.valid), ("test", splits.test)):
         evalset = _subsample(evalset, config)
         metrics.update(_ranking(f"{name}/", model, evalset, config, dataset if name == "test" else None))
         metrics.update(_ranking(f"popularity/{name}/", popularity, evalset, config, None))
-    return metrics | _parameters(model)
+    return metrics | _parameters(model, config)
 
 
-def build(config: TrialConfig, sids: SemanticIds, dataset: Dataset) -> Any:
-    """The configured recommender, seeded with the trial's seed, its data-following defaults decided by
-    ``dataset``; SASRec's components from the items frame."""
+def metric_names(config: TrialConfig) -> set[str]:
+    """The names ``evaluate`` reports for ``config``: ranking on valid and test (and the popularity floor's),
+    beyond accuracy on test, feedback AUC when the model scores feedback, and the parameter counts."""
+    capabilities, ks = config.recommender.capabilities(), config.evaluation.ks
+    ranking = ranking_metric_names(ks)
+    names = {f"{prefix}{split}/{name}" for prefix in ("", "popularity/") for split in ("valid", "test") for name in ranking}
+    names |= {f"test/{name}" for name in report_metric_names(ks)}
+    if capabilities.scores_feedback:  # on data with played/skipped feedback
+        names |= {f"{split}/{name}" for split in ("valid", "test") for name in feedback_metric_names(ks)}
+    return names | set(_parameters_names(capabilities.parameter_parts))
+
+
+def build(config: TrialConfig, sids: SemanticIds | None, dataset: Dataset) -> Recommender:
+    """The configured recommender, seeded with the trial's seed when it takes one, built on the dataset's
+    catalogue (its data-following defaults decided by the dataset's feedback) with the item attributes its
+    config embeds."""
     recommender = config.recommender
-    if hasattr(recommender, "seed"):
+    capabilities = recommender.capabilities()
+    if capabilities.seeded:
         recommender = replace(recommender, seed=config.seed)
-    if hasattr(recommender, "for_data"):  # defaults that follow the data (SASRec: no feedback, no feedback loss)
-        recommender = recommender.for_data(has_feedback=dataset.feedback is not None)
-    names = getattr(recommender, "components", ())
+    names = capabilities.item_attributes
     missing = [name for name in names if name not in dataset.items.columns]
     if missing:
         raise ConfigError(
@@ -77,19 +87,24 @@ def build(config: TrialConfig, sids: SemanticIds, dataset: Dataset) -> Any:
             f"its columns are: {', '.join(dataset.items.columns)}"
         )
     attributes = {name: dataset.items[name].to_numpy() for name in names} or None
-    return build_recommender(config.recommender_kind, recommender, sids=sids, attributes=attributes)
+    catalog = ItemCatalog(sids, dataset.num_items, attributes, has_feedback=dataset.feedback is not None)
+    return build_recommender(config.recommender_kind, recommender, catalog)
 
 
-def _fit(model: Any, config: TrialConfig, train: list[np.ndarray], valid: Any, on_epoch: OnEpoch | None,
-         epoch_eval: Callable | None, **extra: Any) -> dict[str, float]:
-    """``model.fit`` with the trial's training section, epoch reports and per-epoch ranking where it takes them;
-    the training throughput ``time/train_items_per_s`` (sequence positions times epochs per second of fit)."""
-    accepted = inspect.signature(model.fit).parameters
-    options = {"valid": valid, "training": config.training, "epoch_eval": epoch_eval, **extra}
-    options["on_epoch"] = (lambda epoch, values: on_epoch("recommender", epoch, values)) if on_epoch else None
+def _fit(model: Recommender, config: TrialConfig, inputs: RecommenderInputs, on_epoch: OnEpoch | None) -> dict[str, float]:
+    """``model.fit`` with the trial's training section and the recommender's epoch reports; the training
+    throughput ``time/train_items_per_s``: sequence positions times the epochs it ran (1 when it reports none)
+    per second of fit."""
+    epochs = []
+
+    def report(epoch: int, values: dict[str, float]) -> None:
+        epochs.append(epoch)
+        if on_epoch is not None:
+            on_epoch("recommender", epoch, values)
+
     started = time.perf_counter()
-    model.fit(train, **{key: value for key, value in options.items() if key in accepted})
-    items = sum(len(sequence) for sequence in train) * getattr(config.recommender, "epochs", 1)
+    model.fit(replace(inputs, training=config.training, on_epoch=report))
+    items = sum(len(sequence) for sequence in inputs.sequences) * max(len(epochs), 1)
     return {"time/train_items_per_s": items / max(time.perf_counter() - started, 1e-9)}
 
 
@@ -109,35 +124,39 @@ def _ranking(prefix: str, model: Any, evalset: EvalSet, config: TrialConfig, dat
 
 def fit_sequences(config: TrialConfig, split: TrialSplit) -> list[np.ndarray]:
     """The sequences the recommender of ``config`` trains on: the training part of the trial's split."""
-    return split.feedback.train if _scores_feedback(config, split) else split.splits.train
+    return split.feedback.train if scores_feedback(config, split) else split.splits.train
 
 
-def _scores_feedback(config: TrialConfig, split: TrialSplit) -> bool:
-    """Whether the recommender trains on and is scored by played/skipped feedback (SASRec on a feedback split)."""
-    return config.recommender_kind == "sasrec" and split.feedback is not None
+def scores_feedback(config: TrialConfig, split: TrialSplit) -> bool:
+    """Whether the recommender trains on and is scored by played/skipped feedback: it declares it does, and
+    the split is a feedback split."""
+    return config.recommender.capabilities().scores_feedback and split.feedback is not None
 
 
 def _evaluate_with_feedback(config: TrialConfig, model: Any, dataset: Dataset, splits: FeedbackSplits,
                             on_epoch: OnEpoch | None) -> dict[str, float]:
-    """SASRec on played/skipped feedback: train on the sessions' earlier tracks, AUC on their last period."""
-    metrics = _fit(model, config, splits.train, splits.valid, on_epoch, None, feedback=splits.train_feedback)
+    """A feedback model on played/skipped feedback: train on the sessions' earlier tracks, AUC on their last period."""
+    metrics = _fit(model, config, RecommenderInputs(splits.train, valid=splits.valid, feedback=splits.train_feedback),
+                   on_epoch)
     ks = config.evaluation.ks
     metrics |= evaluate_feedback(model, splits.valid, prefix="valid/", ks=ks)
     metrics |= evaluate_feedback(model, splits.test, prefix="test/", ks=ks)
     played = splits.test.next_played()
-    popularity = PopularityRecommender(num_items=dataset.num_items).fit(splits.train)
+    popularity = PopularityRecommender(num_items=dataset.num_items).fit(RecommenderInputs(splits.train))
     metrics |= _prefixed("popularity/test/", ranking_metrics(popularity.recommend(played.histories, max(ks)), played.targets, ks))
-    return metrics | _parameters(model)
+    return metrics | _parameters(model, config)
 
 
-def _parameters(model: Any) -> dict[str, float]:
-    """Trainable parameter counts (total, and SASRec's item-representation share) where the model has them."""
-    counts: dict[str, float] = {}
-    if hasattr(model, "num_parameters"):
-        counts["recommender/parameters"] = float(model.num_parameters())
-    if hasattr(model, "parameter_counts"):
-        counts |= {f"recommender/parameters_{name}": float(v) for name, v in model.parameter_counts().items()}
-    return counts
+def _parameters(model: Recommender, config: TrialConfig) -> dict[str, float]:
+    """Trainable parameter counts as the model declares them (``parameter_parts``)."""
+    counts = model.parameter_counts()
+    return {name: float(counts[part]) for name, part in _parameters_names(config.recommender.capabilities().parameter_parts).items()}
+
+
+def _parameters_names(parts: tuple[str, ...]) -> dict[str, str]:
+    """Metric name -> part: ``recommender/parameters`` is the total; a breakdown adds one metric per part."""
+    names = {"recommender/parameters": "total"} if "total" in parts else {}
+    return names | ({f"recommender/parameters_{part}": part for part in parts} if len(parts) > 1 else {})
 
 
 def _epoch_ranking(config: TrialConfig, splits: Splits) -> Callable | None:

@@ -17,13 +17,13 @@ import math
 from collections import Counter
 from typing import TYPE_CHECKING
 
-import optuna
 import polars as pl
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # optuna is imported where it is used, so that a study loads (raysid show) without it
+    import optuna
+
     from raysid.results import ReportLayout
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 OUTCOME = "outcome"  # user attribute of a stored trial: "finished", "stopped early at epoch N", "failed", ...
 
 
@@ -37,6 +37,7 @@ def best_trials(trials: pl.DataFrame, params: tuple[str, ...], select: str, mode
 
 def study_from_trials(trials: pl.DataFrame, params: tuple[str, ...], metric: str, mode: str) -> optuna.Study:
     """An in-memory Optuna study of the finished trials (``metric`` not null), each marked ``finished``."""
+    optuna = _optuna()
     finished = trials.filter(pl.col(metric).is_not_null())
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize")
     distributions = {name: _distribution(finished[name].cast(pl.Utf8).to_list()) for name in params}
@@ -52,18 +53,26 @@ def parameter_importance(study: optuna.Study, params: tuple[str, ...]) -> dict[s
     to 1); {} with fewer than 2 such trials."""
     if len(_counted(study)) < 2:
         return {}
-    return optuna.importance.get_param_importances(study, params=list(params))
+    return _optuna().importance.get_param_importances(study, params=list(params))
+
+
+def _optuna():
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
 
 
 def _counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return study.get_trials(deepcopy=False, states=(_optuna().trial.TrialState.COMPLETE,))
 
 
 def counted_trials(study: optuna.Study) -> str:
     """Which trials importance counted and which it left out, as one sentence."""
+    complete = _optuna().trial.TrialState.COMPLETE
     counted = Counter(_kind(t.user_attrs.get(OUTCOME, "finished")) for t in _counted(study))
     left = Counter(_kind(t.user_attrs.get(OUTCOME, t.state.name.lower())) for t in study.get_trials(deepcopy=False)
-                   if t.state != optuna.trial.TrialState.COMPLETE)
+                   if t.state != complete)
     parts = [f"{n} {kind}" for kind, n in sorted(counted.items())]
     text = f"Counted {sum(counted.values())} trials ({', '.join(parts) or 'none'})"
     if counted.get("stopped early"):
@@ -78,6 +87,7 @@ def _kind(outcome: str) -> str:
 
 
 def _distribution(values: list[str]) -> optuna.distributions.BaseDistribution:
+    optuna = _optuna()
     numbers = [_number(value) for value in values]
     if any(number is None for number in numbers):
         return optuna.distributions.CategoricalDistribution(sorted(set(values)))
@@ -90,7 +100,7 @@ def _distribution(values: list[str]) -> optuna.distributions.BaseDistribution:
 
 def _value(raw: object, distribution: optuna.distributions.BaseDistribution) -> object:
     text = str(raw)
-    return text if isinstance(distribution, optuna.distributions.CategoricalDistribution) else float(text)
+    return text if isinstance(distribution, _optuna().distributions.CategoricalDistribution) else float(text)
 
 
 def _number(text: str) -> float | None:

@@ -74,7 +74,7 @@ def recommender_config(name: str, kind: str, updates: Mapping[str, Any] | None =
     """The ``kind`` recommender's config at preset ``name``, fields in ``updates`` set on top (validated)."""
     from raysid.recommenders import get_recommender
 
-    config_class = get_recommender(kind)[0]
+    config_class = get_recommender(kind).config
     return build(config_class, recommender_section(name, kind, updates), f"preset {name}: recommender")
 
 

@@ -8,18 +8,16 @@ relevance = test items that share a playlist.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import polars as pl
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-
-from raysid.metrics.codebook import level_entropy, sid_quality, usage_histograms  # noqa: E402
-from raysid.metrics.reconstruction import reconstruction_metrics  # noqa: E402
-from raysid.metrics.retrieval import cooccurrence_relevance, retrieval_metrics  # noqa: E402
+from raysid.metrics.codebook import level_entropy, sid_quality, sid_quality_names, usage_histograms
+from raysid.metrics.reconstruction import reconstruction_metric_names, reconstruction_metrics
+from raysid.metrics.retrieval import cooccurrence_relevance, retrieval_metric_names, retrieval_metrics
+from raysid.tokenizers.base import TokenizerCapabilities
 
 
 def codebook_report(codes: np.ndarray, sizes: tuple[int, ...], names: tuple[str, ...], test_items: np.ndarray) -> dict[str, float]:
@@ -33,15 +31,26 @@ def codebook_report(codes: np.ndarray, sizes: tuple[int, ...], names: tuple[str,
 
 
 def tokenizer_report(
-    tokenizer, features: dict[str, np.ndarray], codes: np.ndarray, test_items: np.ndarray, sequences: list[np.ndarray]
+    tokenizer, features: Mapping[str, np.ndarray] | None, codes: np.ndarray, test_items: np.ndarray,
+    sequences: list[np.ndarray],
 ) -> dict[str, float]:
-    """Codebook, reconstruction (all items) and retrieval (among test items) metrics of fitted codes."""
+    """Codebook, reconstruction (all items; when the tokenizer reconstructs its input features) and retrieval
+    (among test items) metrics of fitted codes."""
     metrics = codebook_report(codes, tuple(tokenizer.codebook_sizes), tuple(tokenizer.position_names), test_items)
-    metrics.update(reconstruction_metrics(features, tokenizer.decode(codes)))
+    if features and tokenizer.config.capabilities().reconstructs_inputs:
+        metrics.update(reconstruction_metrics(dict(features), tokenizer.decode(codes)))
     relevant = cooccurrence_relevance(sequences, test_items)
     blocks = position_blocks(tuple(tokenizer.position_names))
     metrics.update({k: float(v) for k, v in retrieval_metrics(codes, test_items, relevant, blocks=blocks).items()})
     return metrics
+
+
+def metric_names(capabilities: TokenizerCapabilities, modalities: tuple[str, ...] = ("*",)) -> set[str]:
+    """The names ``tokenizer_report`` reports for a tokenizer of these capabilities fitted on ``modalities``
+    ("*" stands for a name known only after fitting: a modality, or a code position in the entropies)."""
+    names = {f"sid/{prefix}{name}" for prefix in ("", "test_") for name in sid_quality_names()}
+    names |= {"sid/entropy/*", "sid/entropy_norm/*"} | retrieval_metric_names()
+    return names | (reconstruction_metric_names(modalities) if capabilities.reconstructs_inputs else set())
 
 
 def position_blocks(names: tuple[str, ...]) -> list[int]:
@@ -62,6 +71,11 @@ def usage_frame(codes: np.ndarray, sizes: tuple[int, ...], names: tuple[str, ...
 
 def plot_usage(usage: pl.DataFrame, path: Path) -> Path:
     """One panel per position: share of train vs test items per code, codes sorted by train usage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     positions = usage["position"].unique(maintain_order=True).to_list()
     figure, axes = plt.subplots(len(positions), 1, figsize=(9, 2.2 * len(positions)), squeeze=False)
     for axis, name in zip(axes[:, 0], positions):

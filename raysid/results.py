@@ -1,4 +1,7 @@
-"""Ablation reports: Polars aggregation of sweep trials into a summary table, markdown and a plot.
+"""Ablation tables: Polars aggregation of sweep trials into a summary table and its markdown.
+
+``raysid.reporting.report.write_report`` writes a results folder from them (with the plots, the search section,
+the cost table and the tokenizer health).
 
 Input is one row per trial (``trial_id``, ``seed``, one column per study axis, config columns, metric
 columns such as ``test/ndcg@10`` and baseline metrics behind a prefix, ``popularity/test/ndcg@10``).
@@ -10,17 +13,13 @@ group with n = 1 has a null std and a null half-width (no interval can be estima
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
-from raysid.importance import render_search
-from raysid.provenance import summary_line
 
 SUMMARY_COLUMNS = ("group", "is_baseline", "trials", "seeds")  # added to the axis columns
 BEST_MARKER = "★"
@@ -217,7 +216,7 @@ def _number(value: float) -> str:
     return f"{value:.1f}" if abs(value) >= 100 else f"{value:.4f}"
 
 
-def _cell(row: dict[str, Any], metric: str) -> str:
+def cell_text(row: dict[str, Any], metric: str) -> str:
     """"mean ± half-width", "mean (n=1)" for a single value, "—" for no finite value.
 
     "(n=…)" is appended whenever fewer values than the row's trials were finite.
@@ -253,7 +252,7 @@ def markdown_table(summary: pl.DataFrame, layout: ReportLayout) -> list[str]:
     for i, row in enumerate(summary.iter_rows(named=True)):
         cells = []
         for m in metrics:
-            cell = _cell(row, m)
+            cell = cell_text(row, m)
             cells.append(f"**{cell}** {BEST_MARKER}" if i in best and m == layout.best else cell)
         label = f"*{row['group']}*" if row["is_baseline"] else str(row["group"])
         lines.append(f"| {label} | {row['trials']} | {row['seeds']} | " + " | ".join(cells) + " |")
@@ -294,81 +293,3 @@ def render_markdown(summary: pl.DataFrame, layout: ReportLayout) -> str:
     title = layout.title or f"Ablation over {', '.join(layout.rows) or 'all trials'}"
     parts = [f"# {title}", "", *markdown_table(summary, layout), "", *_footer(summary, layout)]
     return "\n".join(parts) + "\n"
-
-
-# --------------------------------------------------------------------------------------------------
-# plot
-
-
-def plot(trials: pl.DataFrame, layout: ReportLayout, path: str | Path) -> dict[str, Path]:
-    """Write the summary figure (``raysid.reporting.plots``) as a PNG at ``path`` and an SVG beside it."""
-    from raysid.reporting.plots import save_figure, summary_figure
-
-    return save_figure(summary_figure(trials, layout), path)
-
-
-def _health(trials: pl.DataFrame, layout: ReportLayout, out: Path) -> tuple[str, dict[str, Path]]:
-    """The tokenizer-health section (``raysid.reporting.health``) against ``layout.best`` and its plots."""
-    from raysid.paired import row_labels
-    from raysid.reporting.health import write_health
-
-    lines, paths = write_health(trials, layout.best, row_labels(trials, layout.rows).to_list(), out)
-    return ("\n" + "\n".join(lines) if lines else ""), paths
-
-
-# --------------------------------------------------------------------------------------------------
-# cost
-
-
-COST_COLUMNS = {  # what a trial's result cost when it was produced (stored with it: a cached re-run keeps them)
-    "time/result_wall_s": "wall s", "time/result_cpu_s": "CPU s", "time/result_gpu_s": "GPU s",
-    "time/train_items_per_s": "training items/s", "time/recommend_ms_per_user": "ms per test user",
-}
-
-
-def cost_table(trials: pl.DataFrame, layout: ReportLayout) -> list[str]:
-    """Markdown lines: per group of the layout's rows, the mean ± 95% half-width of each cost column present."""
-    present = tuple(c for c in COST_COLUMNS if c in trials.columns and trials[c].drop_nulls().len())
-    if not present:
-        return ["", "## Cost", "", "> **Note:** these trials report no cost columns."]
-    summary = summarize(trials, ReportLayout(rows=layout.rows, metrics=present, best=present[0], baseline=None))
-    head = " / ".join(layout.rows) or "group"
-    lines = ["", "## Cost", "", "What producing each result cost (process CPU time of the trial; GPU seconds are wall "
-             "seconds times the GPUs it used; items/s counts training positions per epoch; ms per test user times "
-             "`recommend`, the beam search of T5/GPT-2).", "",
-             f"| {head} | trials | " + " | ".join(COST_COLUMNS[c] for c in present) + " |",
-             "|---|---|" + "---:|" * len(present)]
-    for row in summary.iter_rows(named=True):
-        lines.append(f"| {row['group']} | {row['trials']} | " + " | ".join(_cell(row, c) for c in present) + " |")
-    return lines
-
-
-def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path,
-                 provenance: dict[str, Any] | None = None, search: Any = None) -> dict[str, Path]:
-    """Write ``trials.parquet``, ``summary.md`` (with the tokenizer-health section), ``summary.parquet`` (the
-    table's numbers), ``summary.png``/``.svg``, ``health.png``/``.svg`` when some quality measure varies and, when
-    given, ``provenance.json`` (see ``raysid.provenance.results_record``) into out_dir; return their paths.
-    ``search``: the Optuna study a sampled search stored, for the importance section (else rebuilt)."""
-    check_columns(trials, layout)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"trials": out / "trials.parquet", "markdown": out / "summary.md", "plot": out / "summary.png",
-             "summary": out / "summary.parquet"}
-    trials.write_parquet(paths["trials"])
-    summary = summarize(trials, layout)
-    summary.write_parquet(paths["summary"])
-    markdown = render_markdown(summary, layout)
-    if layout.top or layout.importance:
-        markdown += "\n".join(render_search(trials, layout, search)) + "\n"
-    if layout.cost:
-        markdown += "\n".join(cost_table(trials, layout)) + "\n"
-    health, health_paths = _health(trials, layout, out)
-    markdown += health
-    paths.update(health_paths)
-    if provenance is not None:
-        paths["provenance"] = out / "provenance.json"
-        paths["provenance"].write_text(json.dumps(provenance, indent=2) + "\n")
-        markdown += "\n" + summary_line(provenance) + "\n"
-    paths["markdown"].write_text(markdown)
-    paths.update(plot(trials, layout, paths["plot"]))
-    return paths

@@ -207,7 +207,7 @@ def _die_with_parent(parent: int) -> None:
 
 def _run_one(config: Any, cache: str) -> dict[str, Any]:
     from raysid.cache import open_store
-    from raysid.pipeline import run_trial
+    from raysid.pipeline.trial import run_trial
 
     return run_trial(config, open_store(cache))
 

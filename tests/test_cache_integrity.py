@@ -19,7 +19,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from raysid.cache import COMPLETE, ArtifactError, ArtifactStore, CacheWarning, code_version, load_json
 from raysid.config import override
-from raysid.pipeline import StageKeys, parse_trial_config, run_trial
+from raysid.pipeline.keys import StageKeys
+from raysid.pipeline.trial import run_trial
+from raysid.trial_config import parse_trial_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRIAL = {"tokenizer": {"kind": "musicrec", "shared_levels": 1, "specific_levels": 1}}
@@ -156,7 +158,8 @@ def _keys_in_copy(tmp_path: Path, name: str, edit: str | None) -> dict:
         with open(copy / "raysid" / edit, "a") as handle:
             handle.write("\n# an edit\n")
     script = ("import json, sys; sys.path.insert(0, sys.argv[1]); from conftest import TINY; "
-              "from raysid.config import override; from raysid.pipeline import StageKeys, parse_trial_config; "
+              "from raysid.config import override; from raysid.pipeline.keys import StageKeys; "
+              "from raysid.trial_config import parse_trial_config; "
               "from raysid.cache import code_version; import raysid; "
               f"keys = StageKeys.of(parse_trial_config(override({TRIAL!r}, TINY))); "
               "print(json.dumps({**vars(keys), 'version': code_version(), 'file': raysid.__file__}))")

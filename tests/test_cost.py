@@ -11,8 +11,10 @@ import yaml
 from raysid.cache import ArtifactStore
 from raysid.config import override
 from raysid.cost import Spent
-from raysid.pipeline import parse_trial_config, run_trial
-from raysid.results import ReportLayout, cost_table, write_report
+from raysid.pipeline.trial import run_trial
+from raysid.trial_config import parse_trial_config
+from raysid.reporting.report import cost_table, write_report
+from raysid.results import ReportLayout
 from raysid.sweep.space import find_study, parse_study
 
 

@@ -38,7 +38,9 @@ from raysid.features.cooccurrence import (
 )
 from raysid.features.modalities import playlist_text
 from raysid.features.text import TextConfig, embed_texts, item_texts
-from raysid.pipeline import StageKeys, parse_trial_config, run_trial
+from raysid.pipeline.keys import StageKeys
+from raysid.pipeline.trial import run_trial
+from raysid.trial_config import parse_trial_config
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GENRES = {"rock": "rock anthems", "jazz": "late night jazz", "rap": "hip hop bangers"}
@@ -267,7 +269,7 @@ def test_a_trial_runs_on_an_imported_dataset_with_its_features(tmp_path):
 
 
 def config_dict(config) -> dict:
-    from raysid.pipeline import trial_config_dict
+    from raysid.trial_config import trial_config_dict
 
     return trial_config_dict(config)
 

@@ -13,6 +13,8 @@ from torch import nn
 
 from raysid.config import ConfigError
 from raysid.distributed import Session, TrainingConfig, run_scope, run_training, unwrap
+from raysid.recommenders.base import RecommenderInputs
+from raysid.tokenizers.base import TokenizerInputs
 
 X = torch.linspace(-1, 1, 64)[:, None]
 Y = 3 * X - 1
@@ -167,11 +169,12 @@ def test_musicrec_on_two_ray_workers_keeps_the_tokenizer_contract(ray_local, tmp
     _, splits, features = _catalog()
     config = MusicRecConfig(latent_dim=8, hidden_dims=(32,), codebook_size=8, epochs=3, batch_size=32, alpha=0, beta=0)
     local_epochs, ray_epochs = [], []
-    local = MusicRecTokenizer(config).fit(features, splits.train_items(), on_epoch=lambda e, m: local_epochs.append(m))
+    local = MusicRecTokenizer(config).fit(TokenizerInputs(features, splits.train_items(),
+                                                          on_epoch=lambda e, m: local_epochs.append(m)))
     training = TrainingConfig(**RAY_2, storage_path=str(tmp_path))
-    distributed = MusicRecTokenizer(config).fit(
+    distributed = MusicRecTokenizer(config).fit(TokenizerInputs(
         features, splits.train_items(), on_epoch=lambda e, m: ray_epochs.append(m), training=training
-    )
+    ))
     codes = distributed.encode(features)
     assert codes.shape == local.encode(features).shape == (120, 2 + 3 * 2)
     assert codes.min() >= 0 and codes.max() < 8
@@ -188,11 +191,11 @@ def test_t5_on_two_ray_workers_ranks_real_items(ray_local, tmp_path):
     sids = SemanticIds.from_codes(codes, ("a", "b"), (8, 8), True)
     config = T5RecommenderConfig(d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8, epochs=2, beam_size=10)
     reports = []
-    model = T5Recommender(config, sids).fit(
+    model = T5Recommender(config, sids).fit(RecommenderInputs(
         splits.train, valid=splits.valid, on_epoch=lambda e, m: reports.append((e, m)),
         training=TrainingConfig(**RAY_2, storage_path=str(tmp_path)),
         epoch_eval=lambda recommender: {"valid/items_ranked": float(recommender.recommend(splits.valid.histories[:4], 5).size)},
-    )
+    ))
     assert [e for e, _ in reports] == [1, 2]
     assert set(reports[0][1]) == {"train/loss", "valid/loss", "valid/items_ranked"}  # rank 0 ran epoch_eval
     ranked = model.recommend(splits.test.histories, 5)

@@ -6,7 +6,9 @@ import pytest
 
 from raysid.cache import ArtifactStore
 from raysid.config import ConfigError, override
-from raysid.pipeline import parse_trial_config, run_trial
+from raysid.pipeline.metrics import is_reported, trial_metric_names
+from raysid.pipeline.trial import run_trial
+from raysid.trial_config import parse_trial_config
 
 TOKENIZER = {"kind": "random", "codebook_sizes": [8, 8]}
 
@@ -23,7 +25,9 @@ def _trial(tiny_overrides, recommender, **sections):
     {"kind": "popularity"},
 ])
 def test_each_kind_reports_the_same_metrics(tiny_overrides, tmp_path, recommender):
-    metrics = run_trial(_trial(tiny_overrides, recommender), ArtifactStore(tmp_path))
+    config = _trial(tiny_overrides, recommender)
+    metrics = run_trial(config, ArtifactStore(tmp_path))
+    assert undeclared(metrics, config) == []
     for split in ("valid", "test", "popularity/test"):
         for name in ("hr@1", "hr@10", "ndcg@10", "recall@5", "mrr"):
             assert 0.0 <= metrics[f"{split}/{name}"] <= 1.0, f"{split}/{name}"
@@ -38,9 +42,32 @@ def test_sasrec_on_feedback_reports_stratified_auc(tiny_overrides, tmp_path):
                    "components": ["artist"]}
     config = _trial(tiny_overrides, recommender, dataset={"skips": {"enabled": True}}, split={"feedback_period": 2})
     metrics = run_trial(config, ArtifactStore(tmp_path))
+    assert undeclared(metrics, config) == []
     assert 0.0 <= metrics["test/auc"] <= 1.0 and metrics["test/auc_sessions"] > 0
     assert math.isfinite(metrics["test/hr@10"]) and "popularity/test/hr@10" in metrics
     assert metrics["recommender/parameters"] == metrics["recommender/parameters_total"]
+
+
+def undeclared(metrics: dict, config) -> list[str]:
+    """The numbers a trial reported that its stages do not declare (what study validation accepts)."""
+    names = trial_metric_names(config)
+    return sorted(key for key, value in metrics.items() if isinstance(value, float) and not is_reported(key, names))
+
+
+def test_the_stages_declare_every_metric_they_report(tiny_overrides, tmp_path):
+    """A tokenizer that reconstructs its input, the collaborative stage and T5: each number is declared, and a
+    declaration that names no reported metric is not one of the stages' (parameters of popularity, AUC of T5)."""
+    config = _trial(tiny_overrides, {"kind": "t5", **{k.split(".")[1]: v for k, v in tiny_overrides.items()
+                                                       if k.startswith("recommender.")}},
+                    tokenizer={"kind": "musicrec", "shared_levels": 1, "specific_levels": 1, "codebook_size": 8,
+                               "latent_dim": 8, "hidden_dims": [32], "epochs": 2},
+                    collaborative={"epochs": 1, "hidden_size": 16})
+    metrics = run_trial(config, ArtifactStore(tmp_path))
+    assert undeclared(metrics, config) == [] and "recon/text/mse" in metrics and "time/collaborative" in metrics
+    names = trial_metric_names(config)
+    assert not is_reported("test/auc", names) and is_reported("sid/entropy/s1", names)
+    popularity = trial_metric_names(_trial(tiny_overrides, {"kind": "popularity"}))
+    assert "recommender/parameters" not in popularity and not is_reported("recon/mse", popularity)  # random: no recon
 
 
 def test_unknown_recommender_lists_the_kinds(tiny_overrides):

@@ -15,6 +15,7 @@ from raysid.recommenders.exact import (
     generated_items,
     invalid_generation_rate,
 )
+from raysid.recommenders.base import RecommenderInputs
 from raysid.recommenders.t5 import T5Recommender, T5RecommenderConfig
 from raysid.semantic_ids.table import SemanticIds
 from raysid.semantic_ids.vocab import EOS, PAD, Vocabulary
@@ -38,7 +39,7 @@ def sids() -> SemanticIds:
 def recommender(sids) -> T5Recommender:
     rng = np.random.default_rng(1)
     sequences = [(rng.integers(0, NUM_ITEMS) + np.arange(6)) % NUM_ITEMS for _ in range(40)]
-    return T5Recommender(TINY, sids).fit(sequences)  # a few steps, so that scores are not uniform
+    return T5Recommender(TINY, sids).fit(RecommenderInputs(sequences))  # a few steps, so that scores are not uniform
 
 
 def histories(count: int, seed: int) -> list[np.ndarray]:

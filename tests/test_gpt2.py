@@ -17,7 +17,7 @@ from raysid.config import ConfigError
 from raysid.data.dataset import EvalSet
 from raysid.distributed import TrainingConfig
 from raysid.metrics.ranking import ranking_metrics
-from raysid.recommenders.base import Recommender
+from raysid.recommenders.base import Recommender, RecommenderInputs
 from raysid.recommenders.gpt2 import (
     GPT2Recommender,
     GPT2RecommenderConfig,
@@ -65,7 +65,8 @@ def random_histories(count: int, seed: int) -> list[np.ndarray]:
 def trained(sids) -> tuple[GPT2Recommender, list[tuple[int, dict[str, float]]]]:
     history: list[tuple[int, dict[str, float]]] = []
     recommender = GPT2Recommender(LEARNER, sids)
-    recommender.fit(rule_sequences(120, 8, seed=1), held_out(40, seed=7), lambda e, m: history.append((e, m)))
+    recommender.fit(RecommenderInputs(
+        rule_sequences(120, 8, seed=1), held_out(40, seed=7), on_epoch=lambda e, m: history.append((e, m))))
     return recommender, history
 
 
@@ -165,11 +166,11 @@ def test_exact_scores_equal_an_uncached_forward_per_item(sids, trained):
 def test_same_seed_gives_identical_models_and_save_load_keeps_them(sids, tmp_path):
     config = dataclasses.replace(SMALL, dropout=0.1, seed=3)
     sequences, histories = rule_sequences(30, 6, seed=2), random_histories(20, seed=4)
-    first = GPT2Recommender(config, sids).fit(sequences)
-    second = GPT2Recommender(config, sids).fit(sequences)
+    first = GPT2Recommender(config, sids).fit(RecommenderInputs(sequences))
+    second = GPT2Recommender(config, sids).fit(RecommenderInputs(sequences))
     for name, value in first.model.state_dict().items():
         torch.testing.assert_close(second.model.state_dict()[name], value, rtol=0, atol=0)
-    other_seed = GPT2Recommender(dataclasses.replace(config, seed=4), sids).fit(sequences)
+    other_seed = GPT2Recommender(dataclasses.replace(config, seed=4), sids).fit(RecommenderInputs(sequences))
     assert not torch.equal(other_seed.model.transformer.wte.weight, first.model.transformer.wte.weight)
     first.save(tmp_path)
     loaded = GPT2Recommender.load(tmp_path)
@@ -186,9 +187,11 @@ def test_two_ray_workers_give_the_same_contract_and_model_as_one(sids, ray_local
     """DDP over two CPU workers: same epochs and metric keys; without dropout the same weights as one process."""
     sequences, valid = rule_sequences(40, 6, seed=8), held_out(10, seed=9)
     local_epochs, ray_epochs = [], []
-    local = GPT2Recommender(SMALL, sids).fit(sequences, valid, lambda e, m: local_epochs.append((e, m)))
+    local = GPT2Recommender(SMALL, sids).fit(RecommenderInputs(
+        sequences, valid, on_epoch=lambda e, m: local_epochs.append((e, m))))
     training = TrainingConfig(ray=True, num_workers=2, resources_per_worker={"CPU": 0.5}, storage_path=str(tmp_path))
-    distributed = GPT2Recommender(SMALL, sids).fit(sequences, valid, lambda e, m: ray_epochs.append((e, m)), training)
+    distributed = GPT2Recommender(SMALL, sids).fit(RecommenderInputs(
+        sequences, valid, on_epoch=lambda e, m: ray_epochs.append((e, m)), training=training))
     assert [e for e, _ in ray_epochs] == [e for e, _ in local_epochs] == [1, 2]
     for (_, ours), (_, theirs) in zip(ray_epochs, local_epochs):
         assert set(ours) == set(theirs) == {"train/loss", "valid/loss"}
@@ -209,13 +212,13 @@ def test_bad_inputs_fail_clearly(sids):
     with pytest.raises(ValueError, match="history of user 0 is empty"):
         recommender.beam_search([np.array([], dtype=np.int64)])
     with pytest.raises(ValueError, match="at least one training sequence of two or more items"):
-        recommender.fit([])
+        recommender.fit(RecommenderInputs([]))
     with pytest.raises(ValueError, match="at least one training sequence of two or more items"):
-        recommender.fit([np.array([3]), np.array([5])])
+        recommender.fit(RecommenderInputs([np.array([3]), np.array([5])]))
     with pytest.raises(ValueError, match="user 1 holds item id 41"):
-        recommender.fit([np.array([1, 2]), np.array([3, 41])])
+        recommender.fit(RecommenderInputs([np.array([1, 2]), np.array([3, 41])]))
     with pytest.raises(ValueError, match="valid targets"):
-        recommender.fit([np.array([1, 2])], EvalSet([np.array([1])], np.array([NUM_ITEMS])))
+        recommender.fit(RecommenderInputs([np.array([1, 2])], EvalSet([np.array([1])], np.array([NUM_ITEMS]))))
     with pytest.raises(ValueError, match="k=11 must be in \\[1, beam_size=10\\]"):
         recommender.recommend([np.array([1, 2])], k=11)
     with pytest.raises(ValueError, match="beam_size=41 is larger than the catalogue \\(40 items\\)"):

@@ -13,7 +13,8 @@ from scipy import stats
 
 from raysid.paired import row_labels
 from raysid.reporting.health import correlations, health_figure, quality_measures
-from raysid.results import ReportLayout, write_report
+from raysid.reporting.report import write_report
+from raysid.results import ReportLayout
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 TARGET = "test/ndcg@10"

@@ -5,7 +5,8 @@ import optuna
 import polars as pl
 
 from raysid.importance import OUTCOME, best_trials, counted_trials, parameter_importance, render_search, study_from_trials
-from raysid.results import ReportLayout, write_report
+from raysid.reporting.report import write_report
+from raysid.results import ReportLayout
 
 
 def _trials(n=40):

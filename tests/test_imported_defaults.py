@@ -16,9 +16,11 @@ from cli.main import app
 from raysid.cache import ArtifactStore
 from raysid.data.dataset import Dataset
 from raysid.data.importers import import_dataset
-from raysid.data.importers.source import ImportedConfig, build_view, produce_dataset
+from raysid.data.importers.source import ImportedConfig, build_view
 from raysid.data.importers.store import save_import
 from raysid.features.modalities import default_modalities
+from raysid.pipeline.dataset import produce_dataset
+from raysid.trial_config import parse_trial_config
 
 AMAZON_TEXT = Path(__file__).resolve().parents[2] / "shared" / "data" / "amazon-text"
 
@@ -36,7 +38,7 @@ def test_an_import_without_item_text_supplies_no_text_and_its_trial_dataset_buil
     meta = Dataset.load(folder).meta
     assert meta["supplies"] == ["cooccurrence", "collaborative"]
     assert default_modalities(meta) == ("cooccurrence",)  # was ("text", "cooccurrence"): the first stage failed
-    config = ImportedConfig(name="bare", root=str(tmp_path / "ds"))
+    config = parse_trial_config({"dataset": {"source": "imported", "name": "bare", "root": str(tmp_path / "ds")}})
     produce_dataset(config, ArtifactStore(tmp_path / "cache"), tmp_path / "view")
     assert Dataset.load(tmp_path / "view").meta["modalities"] == ["cooccurrence"]
     shown = CliRunner().invoke(app, ["data", "show", "bare", "--root", str(tmp_path / "ds")])
@@ -73,7 +75,6 @@ def test_the_view_keeps_the_most_recent_items_of_each_sequence():
 
 def test_sasrec_loss_and_feedback_inputs_follow_the_data():
     from raysid.evaluation import build
-    from raysid.pipeline import parse_trial_config
     from raysid.semantic_ids.table import SemanticIds
 
     items = pl.DataFrame({"item_id": range(4)})

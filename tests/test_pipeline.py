@@ -5,7 +5,9 @@ import pytest
 
 from raysid.cache import ArtifactStore
 from raysid.config import override
-from raysid.pipeline import StageKeys, parse_trial_config, run_trial
+from raysid.pipeline.keys import StageKeys
+from raysid.pipeline.trial import run_trial
+from raysid.trial_config import parse_trial_config
 from raysid.semantic_ids.table import SemanticIds
 
 

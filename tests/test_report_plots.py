@@ -15,7 +15,8 @@ from matplotlib.container import ErrorbarContainer
 from scipy import stats
 
 from raysid.reporting.plots import BEST_GID, CAPTION_GID, summary_figure
-from raysid.results import ReportLayout, write_report
+from raysid.reporting.report import write_report
+from raysid.results import ReportLayout
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 LATENT = ReportLayout(rows=("tokenizer.latent_dim",), best="retrieval/hit@10", baseline=None, title="d_z",

@@ -19,7 +19,7 @@ from raysid.data.splits import FeedbackSet, SplitConfig, make_feedback_splits
 from raysid.distributed import Session, TrainingConfig
 from raysid.features.collaborative import collaborative_embeddings
 from raysid.metrics.auc import evaluate_feedback
-from raysid.recommenders.base import Recommender, resolve_device, validate_histories
+from raysid.recommenders.base import Recommender, RecommenderInputs, resolve_device, validate_histories
 from raysid.recommenders.sasrec import (
     SASRec,
     SASRecConfig,
@@ -28,6 +28,7 @@ from raysid.recommenders.sasrec import (
     training_data,
 )
 from raysid.semantic_ids.table import SemanticIds
+from raysid.tokenizers.base import TokenizerInputs
 from raysid.tokenizers.random_ids import RandomConfig, RandomTokenizer
 
 torch.set_num_threads(1)
@@ -72,7 +73,8 @@ def trained(train: list[np.ndarray]) -> tuple[SASRec, float, list[tuple[int, dic
     model = SASRec(FAST, NUM_ITEMS)
     before = hit_rate_at_1(model, held_out(100, seed=1))
     reports: list[tuple[int, dict[str, float]]] = []
-    model.fit(train, valid=held_out(50, seed=2), on_epoch=lambda epoch, metrics: reports.append((epoch, metrics)))
+    model.fit(RecommenderInputs(
+        train, valid=held_out(50, seed=2), on_epoch=lambda epoch, metrics: reports.append((epoch, metrics))))
     return model, before, reports
 
 
@@ -118,9 +120,10 @@ def test_recommendations_do_not_depend_on_batch(trained) -> None:
 
 def test_same_seed_same_embeddings_other_seed_differs(train) -> None:
     config = SASRecConfig(epochs=1, device="cpu")
-    first = SASRec(config, NUM_ITEMS).fit(train[:50]).item_embeddings()
-    again = SASRec(config, NUM_ITEMS).fit(train[:50]).item_embeddings()
-    other = SASRec(SASRecConfig(epochs=1, device="cpu", seed=1), NUM_ITEMS).fit(train[:50]).item_embeddings()
+    first = SASRec(config, NUM_ITEMS).fit(RecommenderInputs(train[:50])).item_embeddings()
+    again = SASRec(config, NUM_ITEMS).fit(RecommenderInputs(train[:50])).item_embeddings()
+    other = SASRec(SASRecConfig(epochs=1, device="cpu", seed=1), NUM_ITEMS).fit(RecommenderInputs(
+        train[:50])).item_embeddings()
     assert first.shape == (NUM_ITEMS, 32) and first.dtype == np.float32
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, other)
@@ -197,9 +200,9 @@ GENRE = np.arange(NUM_ITEMS) // 10  # 3 "genres"
 
 def v0_identifiers(num_items: int = NUM_ITEMS, sizes: tuple[int, ...] = (6, 5)) -> SemanticIds:
     """'v0' identifiers: the random tokenizer's codes plus the tie-break digit."""
-    features = {"x": np.zeros((num_items, 2), np.float32)}
-    tokenizer = RandomTokenizer(RandomConfig(codebook_sizes=sizes, seed=3)).fit(features, np.arange(num_items))
-    return SemanticIds.from_codes(tokenizer.encode(features), tokenizer.position_names, tokenizer.codebook_sizes)
+    tokenizer = RandomTokenizer(RandomConfig(codebook_sizes=sizes, seed=3))
+    tokenizer.fit(TokenizerInputs(None, np.arange(num_items), num_items=num_items))
+    return SemanticIds.from_codes(tokenizer.encode(), tokenizer.position_names, tokenizer.codebook_sizes)
 
 
 def network_parameters(h: int, layers: int, max_length: int) -> int:
@@ -245,7 +248,7 @@ def test_parameter_counts_by_hand() -> None:
 def trained_sid(train: list[np.ndarray]) -> SASRec:
     model = SASRec(dataclasses.replace(FAST, item_representation="sid", components=("genre",)), NUM_ITEMS,
                    sids=v0_identifiers(), attributes={"genre": GENRE})
-    return model.fit(train)
+    return model.fit(RecommenderInputs(train))
 
 
 def test_sid_representation_learns_the_rule(trained_sid: SASRec) -> None:
@@ -281,7 +284,8 @@ def trained_radio(radio):
     model = SASRec(FEEDBACK, RADIO.num_tracks)
     before = evaluate_feedback(model, radio.test, ks=(10,))
     reports: list[tuple[int, dict[str, float]]] = []
-    model.fit(radio.train, valid=radio.valid, feedback=radio.train_feedback, on_epoch=lambda e, m: reports.append((e, m)))
+    model.fit(RecommenderInputs(
+        radio.train, valid=radio.valid, feedback=radio.train_feedback, on_epoch=lambda e, m: reports.append((e, m))))
     return model, before, reports
 
 
@@ -338,11 +342,11 @@ def test_two_ray_workers_match_one_process(ray_local, radio, tmp_path) -> None:
     """Without dropout, DDP over two shards of each global batch follows the same trajectory as one process."""
     train, feedback = radio.train[:101], radio.train_feedback[:101]  # an odd count: shards of unequal size
     local_reports, ray_reports = [], []
-    local = SASRec(TINY, RADIO.num_tracks).fit(train, radio.valid, lambda e, m: local_reports.append((e, m)),
-                                                feedback=feedback)
+    local = SASRec(TINY, RADIO.num_tracks).fit(RecommenderInputs(
+        train, radio.valid, on_epoch=lambda e, m: local_reports.append((e, m)), feedback=feedback))
     config = TrainingConfig(ray=True, num_workers=2, resources_per_worker={"CPU": 0.5}, storage_path=str(tmp_path))
-    distributed = SASRec(TINY, RADIO.num_tracks).fit(train, radio.valid, lambda e, m: ray_reports.append((e, m)),
-                                                      training=config, feedback=feedback)
+    distributed = SASRec(TINY, RADIO.num_tracks).fit(RecommenderInputs(
+        train, radio.valid, on_epoch=lambda e, m: ray_reports.append((e, m)), training=config, feedback=feedback))
     assert [e for e, _ in ray_reports] == [e for e, _ in local_reports] == [1, 2]
     for (_, ours), (_, theirs) in zip(ray_reports, local_reports):
         assert set(ours) == set(theirs) == {"train/loss", "valid/auc", "valid/auc_sessions"}
@@ -360,7 +364,7 @@ def test_two_ray_workers_match_one_process(ray_local, radio, tmp_path) -> None:
 def test_resume_from_an_epoch_state_continues_exactly(radio) -> None:
     config = dataclasses.replace(TINY, dropout=0.2)  # dropout draws must resume too
     train, feedback = radio.train[:60], radio.train_feedback[:60]
-    whole = SASRec(config, RADIO.num_tracks).fit(train, feedback=feedback)
+    whole = SASRec(config, RADIO.num_tracks).fit(RecommenderInputs(train, feedback=feedback))
     first = SASRec(dataclasses.replace(config, epochs=1), RADIO.num_tracks)
     data = training_data(train, feedback, config.max_length, config.loss)
     session = Session(0, 1, torch.device("cpu"), "fp32", None)
@@ -394,14 +398,15 @@ def assert_weights(model: SASRec, expected: dict[str, torch.Tensor]) -> None:
 def test_patience_stops_after_epochs_without_a_better_value_and_restores_the_best(train) -> None:
     scripted, reports = Scripted([0.1, 0.3, 0.3, 0.2, 0.5, 0.6]), []
     config = dataclasses.replace(FAST, epochs=6, patience=2)
-    model = SASRec(config, NUM_ITEMS).fit(train[:40], epoch_eval=scripted, on_epoch=lambda e, m: reports.append(e))
+    model = SASRec(config, NUM_ITEMS).fit(RecommenderInputs(
+        train[:40], epoch_eval=scripted, on_epoch=lambda e, m: reports.append(e)))
     assert reports == [1, 2, 3, 4]  # epoch 3 ties (not better), epoch 4 is worse: two epochs after the best
     assert_weights(model, scripted.weights[1])  # the weights after epoch 2
 
 
 def test_without_patience_every_epoch_runs_and_the_last_weights_stay(train) -> None:
     scripted = Scripted([0.5, 0.1, 0.1])
-    model = SASRec(dataclasses.replace(FAST, epochs=3), NUM_ITEMS).fit(train[:40], epoch_eval=scripted)
+    model = SASRec(dataclasses.replace(FAST, epochs=3), NUM_ITEMS).fit(RecommenderInputs(train[:40], epoch_eval=scripted))
     assert len(scripted.weights) == 3
     assert_weights(model, scripted.weights[-1])
 
@@ -410,7 +415,8 @@ def test_early_stopping_on_valid_loss_follows_the_mode(train) -> None:
     def losses(mode: str) -> list[float]:
         config = dataclasses.replace(FAST, epochs=3, patience=1, stop_metric="valid/loss", stop_mode=mode)
         reports = []
-        SASRec(config, NUM_ITEMS).fit(train[:40], valid=held_out(20, seed=2), on_epoch=lambda e, m: reports.append(m))
+        SASRec(config, NUM_ITEMS).fit(RecommenderInputs(
+            train[:40], valid=held_out(20, seed=2), on_epoch=lambda e, m: reports.append(m)))
         return [m["valid/loss"] for m in reports]
 
     smaller_is_better = losses("min")
@@ -422,7 +428,7 @@ def test_early_stopping_on_valid_loss_follows_the_mode(train) -> None:
 def test_a_stop_metric_no_epoch_reports_fails_before_training(train) -> None:
     config = dataclasses.replace(FAST, patience=1)
     with pytest.raises(ValueError, match=r"collaborative.stop_metric: 'valid/ndcg@10' is not reported .*valid/loss"):
-        SASRec(config, NUM_ITEMS).fit(train[:40], valid=held_out(20, seed=2))
+        SASRec(config, NUM_ITEMS).fit(RecommenderInputs(train[:40], valid=held_out(20, seed=2)))
 
 
 def test_resumed_run_keeps_the_early_stopping_state(train) -> None:
@@ -444,21 +450,21 @@ def test_bad_training_input_names_the_sequence(train) -> None:
     feedback = [np.ones(len(s), np.int8) for s in train[:5]]
     feedback[3] = feedback[3][:-1]
     with pytest.raises(ValueError, match=r"feedback: sequence 3 has 20 items but feedback of shape \(19,\)"):
-        model.fit(train[:5], feedback=feedback)
+        model.fit(RecommenderInputs(train[:5], feedback=feedback))
     with pytest.raises(ValueError, match="feedback: 4 feedback arrays for 5 sequences"):
-        model.fit(train[:5], feedback=feedback[:4])
+        model.fit(RecommenderInputs(train[:5], feedback=feedback[:4]))
     with pytest.raises(ValueError, match=f"training sequence 1 holds item id {NUM_ITEMS}, outside the catalogue"):
-        model.fit([np.array([1, 2]), np.array([3, NUM_ITEMS])])
+        model.fit(RecommenderInputs([np.array([1, 2]), np.array([3, NUM_ITEMS])]))
     with pytest.raises(ValueError, match="at least one training sequence of two or more items"):
-        model.fit([])
+        model.fit(RecommenderInputs([]))
     bce = SASRec(SASRecRecommenderConfig(negative_samples=0, epochs=1, device="cpu"), NUM_ITEMS)
     with pytest.raises(ValueError, match="recommender.negative_samples: loss 'bce' without skipped tracks"):
-        bce.fit(train[:5])
+        bce.fit(RecommenderInputs(train[:5]))
     with pytest.raises(ValueError, match="the validation set is empty"):
-        model.fit(train[:5], valid=EvalSet([], np.zeros(0, np.int64)))
+        model.fit(RecommenderInputs(train[:5], valid=EvalSet([], np.zeros(0, np.int64))))
     one_class = FeedbackSet([np.array([1])], [np.array([1])], [np.array([2, 3])], [np.array([1, 1])])
     with pytest.raises(ValueError, match="no session has both a played and a skipped track"):
-        model.fit(train[:5], valid=one_class)
+        model.fit(RecommenderInputs(train[:5], valid=one_class))
 
 
 def test_identifier_tables_must_cover_the_catalogue() -> None:

@@ -19,7 +19,8 @@ from raysid.cache import ArtifactStore
 from raysid.config import override
 from raysid.data.importers import import_dataset
 from raysid.data.importers.store import save_import
-from raysid.pipeline import parse_trial_config, prepare
+from raysid.pipeline.trial import prepare
+from raysid.trial_config import parse_trial_config
 
 PERIOD = 3  # split.feedback_period: TINY sessions hold at most 12 tracks; 3 makes the two periods overlap leave-one-out's last two
 TRAINED_STAGES = ("features", "collaborative", "tokenizer", "recommender")

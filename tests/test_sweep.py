@@ -169,7 +169,7 @@ def test_cli_tokenize_writes_the_quality_report(tmp_path, tiny_overrides):
 def test_a_rerun_after_an_interruption_keeps_the_finished_trials(ray_local, tiny_study, tmp_path):
     """A trial that finished before the sweep died is answered from the stage cache, not trained again."""
     from raysid.cache import ArtifactStore
-    from raysid.pipeline import run_trial
+    from raysid.pipeline.trial import run_trial
 
     settings = SweepSettings(results_dir=tmp_path / "results", smoke=True, progress=False)
     finished = {"ratio": "3:1", "seed": 1}

@@ -14,7 +14,7 @@ import torch
 
 from raysid.config import ConfigError
 from raysid.data.dataset import EvalSet
-from raysid.recommenders.base import Recommender
+from raysid.recommenders.base import Recommender, RecommenderInputs
 from raysid.recommenders.popularity import PopularityRecommender
 from raysid.recommenders.t5 import T5Recommender, T5RecommenderConfig
 from raysid.semantic_ids.table import SemanticIds
@@ -54,7 +54,8 @@ def hit_rate_at_1(recommender: T5Recommender, evaluation: EvalSet) -> float:
 def trained(sids) -> tuple[T5Recommender, list[dict[str, float]]]:
     history: list[dict[str, float]] = []
     valid = held_out(60, seed=7)
-    recommender = T5Recommender(TINY, sids).fit(rule_sequences(120, 8, seed=1), valid, lambda e, m: history.append(m))
+    recommender = T5Recommender(TINY, sids).fit(RecommenderInputs(
+        rule_sequences(120, 8, seed=1), valid, on_epoch=lambda e, m: history.append(m)))
     return recommender, history
 
 
@@ -120,8 +121,8 @@ def test_training_learns_the_next_item_rule(sids, trained):
 def test_same_seed_gives_identical_recommendations_and_save_load_keeps_them(sids, tmp_path):
     config = dataclasses.replace(TINY, epochs=1, dropout=0.1)
     sequences, histories = rule_sequences(30, 6, seed=2), random_histories(20, seed=4)
-    first = T5Recommender(config, sids).fit(sequences).recommend(histories, 5)
-    second = T5Recommender(config, sids).fit(sequences)
+    first = T5Recommender(config, sids).fit(RecommenderInputs(sequences)).recommend(histories, 5)
+    second = T5Recommender(config, sids).fit(RecommenderInputs(sequences))
     np.testing.assert_array_equal(first, second.recommend(histories, 5))
     second.save(tmp_path)
     loaded = T5Recommender.load(tmp_path)
@@ -146,7 +147,7 @@ def test_errors_name_the_problem(sids):
 
 def test_popularity_by_hand():
     sequences = [np.array([3, 1, 3]), np.array([2, 1]), np.array([4, 3])]  # counts: 3 -> 3, 1 -> 2, 2 and 4 -> 1
-    recommender = PopularityRecommender(num_items=6).fit(sequences)
+    recommender = PopularityRecommender(num_items=6).fit(RecommenderInputs(sequences))
     assert isinstance(recommender, Recommender) and recommender.name == "popularity"
     ranked = recommender.recommend([np.array([0]), np.array([5, 2])], k=4)
     np.testing.assert_array_equal(ranked, [[3, 1, 2, 4], [3, 1, 2, 4]])  # tie 2 vs 4: lower id first

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from raysid.config import ConfigError
+from raysid.recommenders.base import RecommenderInputs
 from raysid.recommenders.t5 import T5Recommender, T5RecommenderConfig
 from raysid.recommenders.tasks import build_tasks, modality_columns
 from raysid.semantic_ids.table import SemanticIds
@@ -71,7 +72,7 @@ def test_t5_trains_every_task_and_ranks_real_items():
     sequences = [np.random.default_rng(s).integers(0, 40, size=6) for s in range(30)]
     model = _model(("mmg", "umg", "mma"))
     losses = []
-    model.fit(sequences, on_epoch=lambda epoch, metrics: losses.append(metrics["train/loss"]))
+    model.fit(RecommenderInputs(sequences, on_epoch=lambda epoch, metrics: losses.append(metrics["train/loss"])))
     ranked = model.recommend([s[:-1] for s in sequences[:4]], 5)
     assert ranked.shape == (4, 5) and ((ranked >= 0) & (ranked < 40)).all()
     assert np.isfinite(losses).all() and len(losses) == 2

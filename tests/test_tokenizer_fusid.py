@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from raysid.config import ConfigError, build
-from raysid.tokenizers import Tokenizer
+from raysid.tokenizers import Tokenizer, TokenizerInputs
 from raysid.tokenizers.fusid import (
     FusIDConfig,
     FusIDTokenizer,
@@ -47,7 +47,7 @@ def catalog() -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
 @pytest.fixture(scope="module")
 def fitted(catalog) -> FusIDTokenizer:
     features, sequences = catalog
-    return FusIDTokenizer(TINY).fit(features, TRAIN, sequences=sequences)
+    return FusIDTokenizer(TINY).fit(TokenizerInputs(features, TRAIN, sequences=sequences))
 
 
 def _block_correlation(fused: np.ndarray, num_subembeddings: int) -> float:
@@ -162,9 +162,9 @@ def test_codes_are_nearest_centroids_and_decode_returns_them(catalog, fitted):
 def test_same_seed_same_codes_and_other_seed_differs(catalog):
     features, sequences = catalog
     config = dataclasses.replace(TINY, epochs=2)
-    first = FusIDTokenizer(config).fit(features, TRAIN, sequences=sequences).encode(features)
-    again = FusIDTokenizer(config).fit(features, TRAIN, sequences=sequences).encode(features)
-    other = FusIDTokenizer(dataclasses.replace(config, seed=1)).fit(features, TRAIN, sequences=sequences)
+    first = FusIDTokenizer(config).fit(TokenizerInputs(features, TRAIN, sequences=sequences)).encode(features)
+    again = FusIDTokenizer(config).fit(TokenizerInputs(features, TRAIN, sequences=sequences)).encode(features)
+    other = FusIDTokenizer(dataclasses.replace(config, seed=1)).fit(TokenizerInputs(features, TRAIN, sequences=sequences))
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other.encode(features))
 
@@ -183,9 +183,8 @@ def test_save_load_round_trip(catalog, fitted, tmp_path):
 def test_on_epoch_reports_every_loss_term(catalog):
     features, sequences = catalog
     history: list[dict[str, float]] = []
-    FusIDTokenizer(dataclasses.replace(TINY, epochs=2)).fit(
-        features, TRAIN, sequences=sequences, on_epoch=lambda epoch, metrics: history.append(metrics)
-    )
+    FusIDTokenizer(dataclasses.replace(TINY, epochs=2)).fit(TokenizerInputs(
+        features, TRAIN, sequences=sequences, on_epoch=lambda epoch, metrics: history.append(metrics)))
     names = {f"tokenizer/{term}" for term in ("loss", "contrastive", "covariance", "variance")}
     assert len(history) == 2 and set(history[0]) == names
 
@@ -197,9 +196,8 @@ def test_contrastive_only_and_regularised_both_train_and_differ(catalog):
     for regularizer in (True, False):
         history: list[dict[str, float]] = []
         config = dataclasses.replace(TINY, alpha=1.0, regularizer=regularizer)
-        tokenizer = FusIDTokenizer(config).fit(
-            features, TRAIN, sequences=sequences, on_epoch=lambda epoch, metrics: history.append(metrics)
-        )
+        tokenizer = FusIDTokenizer(config).fit(TokenizerInputs(
+            features, TRAIN, sequences=sequences, on_epoch=lambda epoch, metrics: history.append(metrics)))
         assert history[-1]["tokenizer/contrastive"] < 0.5 * history[0]["tokenizer/contrastive"]
         results[regularizer] = tokenizer.encode(features), tokenizer.embed(features)[TRAIN]
     assert not np.array_equal(results[True][0], results[False][0])
@@ -213,7 +211,7 @@ def test_rms_distance_keeps_the_variance_the_plain_distance_lets_collapse(catalo
     stds = {}
     for distance in ("euclidean", "rms"):
         config = dataclasses.replace(TINY, distance=distance)
-        tokenizer = FusIDTokenizer(config).fit(features, TRAIN, sequences=sequences)
+        tokenizer = FusIDTokenizer(config).fit(TokenizerInputs(features, TRAIN, sequences=sequences))
         stds[distance] = float(tokenizer.embed(features)[TRAIN].std(0).mean())
     assert stds["euclidean"] < 0.7 and stds["rms"] > 0.8  # seeds 0-3: 0.46-0.52 vs 0.89-0.98
 
@@ -221,27 +219,28 @@ def test_rms_distance_keeps_the_variance_the_plain_distance_lets_collapse(catalo
 def test_missing_sequences_is_an_error_unless_contrastive_loss_is_off(catalog):
     features = catalog[0]
     with pytest.raises(ValueError, match="needs the training sequences"):
-        FusIDTokenizer(TINY).fit(features, TRAIN)
+        FusIDTokenizer(TINY).fit(TokenizerInputs(features, TRAIN))
     config = dataclasses.replace(TINY, contrastive_loss=False, epochs=1)
-    codes = FusIDTokenizer(config).fit(features, TRAIN).encode(features)
+    codes = FusIDTokenizer(config).fit(TokenizerInputs(features, TRAIN)).encode(features)
     assert codes.shape == (NUM_ITEMS, 3)
 
 
 def test_configured_modalities_are_the_only_ones_fused(catalog):
     features, sequences = catalog
     config = dataclasses.replace(TINY, modalities=("audio",), epochs=1)
-    tokenizer = FusIDTokenizer(config).fit(features, TRAIN, sequences=sequences)
+    tokenizer = FusIDTokenizer(config).fit(TokenizerInputs(features, TRAIN, sequences=sequences))
     assert tokenizer.input_dims == {"audio": 8}
     np.testing.assert_array_equal(tokenizer.encode(features), tokenizer.encode({"audio": features["audio"]}))
     with pytest.raises(ValueError, match="missing"):
-        FusIDTokenizer(dataclasses.replace(config, modalities=("lyrics",))).fit(features, TRAIN, sequences=sequences)
+        FusIDTokenizer(dataclasses.replace(config, modalities=("lyrics",))).fit(TokenizerInputs(
+            features, TRAIN, sequences=sequences))
 
 
 def test_fewer_train_items_than_codebook_size(catalog):
     features, sequences = catalog
     few = np.unique(sequences[0])  # one playlist's items
     config = dataclasses.replace(TINY, codebook_size=32, epochs=1)
-    codes = FusIDTokenizer(config).fit(features, few, sequences=sequences).encode(features)
+    codes = FusIDTokenizer(config).fit(TokenizerInputs(features, few, sequences=sequences)).encode(features)
     assert (codes >= 0).all() and (codes < 32).all()
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from raysid.config import ConfigError, build
-from raysid.tokenizers import TOKENIZERS, MusicRecConfig, MusicRecTokenizer, Tokenizer, get_tokenizer
+from raysid.tokenizers import TOKENIZERS, Tokenizer, TokenizerInputs, get_tokenizer
+from raysid.tokenizers.musicrec import MusicRecConfig, MusicRecTokenizer
 from raysid.tokenizers.musicrec import build_network
 from raysid.tokenizers.quantizers import ResidualQuantizer
 
@@ -39,7 +40,7 @@ def catalog() -> tuple[dict[str, np.ndarray], np.ndarray]:
 @pytest.fixture(scope="module")
 def fitted(catalog) -> MusicRecTokenizer:
     features, collaborative = catalog
-    return MusicRecTokenizer(TINY).fit(features, TRAIN, collaborative)
+    return MusicRecTokenizer(TINY).fit(TokenizerInputs(features, TRAIN, collaborative=collaborative))
 
 
 def test_encode_shape_dtype_and_codes_inside_codebooks(catalog, fitted):
@@ -55,16 +56,17 @@ def test_position_names_shared_then_each_modality():
     with pytest.raises(RuntimeError, match="fit or load"):
         tokenizer.position_names
     features = {"text": np.zeros((4, 3), np.float32), "audio": np.ones((4, 2), np.float32)}
-    tokenizer.fit(features, np.arange(4))
+    tokenizer.fit(TokenizerInputs(features, np.arange(4)))
     assert tokenizer.position_names == ("s1", "s2", "text1", "text2", "audio1", "audio2")
 
 
 def test_same_seed_same_codes_and_other_seed_differs(catalog):
     features, collaborative = catalog
     config = dataclasses.replace(TINY, epochs=3)
-    first = MusicRecTokenizer(config).fit(features, TRAIN, collaborative).encode(features)
-    again = MusicRecTokenizer(config).fit(features, TRAIN, collaborative).encode(features)
-    other = MusicRecTokenizer(dataclasses.replace(config, seed=1)).fit(features, TRAIN, collaborative).encode(features)
+    first = MusicRecTokenizer(config).fit(TokenizerInputs(features, TRAIN, collaborative=collaborative)).encode(features)
+    again = MusicRecTokenizer(config).fit(TokenizerInputs(features, TRAIN, collaborative=collaborative)).encode(features)
+    other = MusicRecTokenizer(dataclasses.replace(config, seed=1)).fit(TokenizerInputs(
+        features, TRAIN, collaborative=collaborative)).encode(features)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
 
@@ -91,7 +93,7 @@ def test_reconstruction_well_below_feature_variance(catalog, fitted):
 @pytest.mark.parametrize("shared, specific", [(1, 3), (3, 1), (0, 2)])
 def test_shared_specific_split_sets_identifier_length(catalog, shared, specific):
     config = dataclasses.replace(TINY, epochs=1, shared_levels=shared, specific_levels=specific)
-    tokenizer = MusicRecTokenizer(config).fit(catalog[0], TRAIN)
+    tokenizer = MusicRecTokenizer(config).fit(TokenizerInputs(catalog[0], TRAIN))
     assert tokenizer.encode(catalog[0]).shape == (NUM_ITEMS, shared + len(DIMS) * specific)
     assert len(tokenizer.position_names) == len(tokenizer.codebook_sizes) == shared + len(DIMS) * specific
 
@@ -100,7 +102,7 @@ def test_kmeans_init_replaces_every_random_codeword(catalog):
     # lr so small that training cannot move a codeword: any change comes from the k-means init.
     config = dataclasses.replace(TINY, epochs=1, learning_rate=1e-9, reset_dead_codes=False)
     initial = build_network(config, list(DIMS.values()), None)
-    fitted = MusicRecTokenizer(config).fit(catalog[0], TRAIN).network
+    fitted = MusicRecTokenizer(config).fit(TokenizerInputs(catalog[0], TRAIN)).network
     pairs = [(initial.shared, fitted.shared), *zip(initial.specific, fitted.specific)]
     for before, after in pairs:
         moved = (after.codebooks.detach() - before.codebooks.detach()).abs().amax(dim=2)  # (levels, K)
@@ -111,7 +113,8 @@ def test_alignment_loss_falls_with_collaborative_embeddings(catalog):
     features, collaborative = catalog
     history: list[dict[str, float]] = []
     config = dataclasses.replace(TINY, epochs=8, alpha=1.0, beta=0.1)
-    MusicRecTokenizer(config).fit(features, TRAIN, collaborative, on_epoch=lambda epoch, m: history.append(m))
+    MusicRecTokenizer(config).fit(TokenizerInputs(
+        features, TRAIN, collaborative=collaborative, on_epoch=lambda epoch, m: history.append(m)))
     names = {f"tokenizer/{term}" for term in ("loss", "recon", "rq", "align", "relation")}
     assert len(history) == 8 and set(history[0]) == names
     assert history[-1]["tokenizer/align"] < 0.8 * history[0]["tokenizer/align"]
@@ -121,7 +124,7 @@ def test_alignment_loss_falls_with_collaborative_embeddings(catalog):
 def test_collaborative_terms_skipped_without_cf(catalog):
     history: list[dict[str, float]] = []
     tokenizer = MusicRecTokenizer(dataclasses.replace(TINY, epochs=1))
-    tokenizer.fit(catalog[0], TRAIN, None, on_epoch=lambda epoch, m: history.append(m))
+    tokenizer.fit(TokenizerInputs(catalog[0], TRAIN, collaborative=None, on_epoch=lambda epoch, m: history.append(m)))
     assert history[0]["tokenizer/align"] == history[0]["tokenizer/relation"] == 0.0
     assert tokenizer.network.cf_head is None
 
@@ -130,11 +133,11 @@ def test_fit_rejects_bad_inputs(catalog):
     features, collaborative = catalog
     tokenizer = MusicRecTokenizer(TINY)
     with pytest.raises(ValueError, match="train_items"):
-        tokenizer.fit(features, np.array([], dtype=np.int64))
+        tokenizer.fit(TokenizerInputs(features, np.array([], dtype=np.int64)))
     with pytest.raises(ValueError, match="collaborative"):
-        tokenizer.fit(features, TRAIN, collaborative[:10])
+        tokenizer.fit(TokenizerInputs(features, TRAIN, collaborative=collaborative[:10]))
     with pytest.raises(ValueError, match="different numbers of rows"):
-        tokenizer.fit({**features, "audio": features["audio"][:100]}, TRAIN)
+        tokenizer.fit(TokenizerInputs({**features, "audio": features["audio"][:100]}, TRAIN))
 
 
 def test_quantizer_decode_equals_quantized_in_eval():
@@ -202,6 +205,7 @@ def test_config_errors_name_the_field():
 
 
 def test_registry_lists_valid_names():
-    assert get_tokenizer("musicrec") == TOKENIZERS["musicrec"] == (MusicRecConfig, MusicRecTokenizer)
+    spec = get_tokenizer("musicrec")
+    assert spec == TOKENIZERS["musicrec"] and (spec.config, spec.model_class()) == (MusicRecConfig, MusicRecTokenizer)
     with pytest.raises(ConfigError, match="unknown tokenizer 'nope'; valid kinds are: .*kmeans, musicrec, per_modality"):
         get_tokenizer("nope")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from raysid.config import ConfigError, build, to_dict
-from raysid.tokenizers.base import Tokenizer
+from raysid.tokenizers.base import Tokenizer, TokenizerInputs
 from raysid.tokenizers.per_modality import PerModalityConfig, PerModalityTokenizer
 from raysid.tokenizers.quantizers import ResidualQuantizer
 from raysid.tokenizers.rqvae import RQVAEConfig, RQVAETokenizer
@@ -49,7 +49,7 @@ def features() -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def fitted(features) -> dict[str, RQVAETokenizer]:
-    return {kind: cls(config).fit(features, TRAIN) for kind, (cls, config) in TINY.items()}
+    return {kind: cls(config).fit(TokenizerInputs(features, TRAIN)) for kind, (cls, config) in TINY.items()}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -79,7 +79,7 @@ def test_position_names():
     with pytest.raises(RuntimeError, match="fit or load"):
         tokenizer.position_names
     x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
-    tokenizer.fit({"text": x, "audio": x[:, :2]}, np.arange(8))
+    tokenizer.fit(TokenizerInputs({"text": x, "audio": x[:, :2]}, np.arange(8)))
     assert tokenizer.position_names == ("text1", "text2", "text3", "audio1", "audio2", "audio3")
 
 
@@ -87,9 +87,9 @@ def test_position_names():
 def test_same_seed_same_codes_and_other_seed_differs(features, kind):
     cls, config = TINY[kind]
     config = dataclasses.replace(config, epochs=3)
-    first = cls(config).fit(features, TRAIN).encode(features)
-    again = cls(config).fit(features, TRAIN).encode(features)
-    other = cls(dataclasses.replace(config, seed=1)).fit(features, TRAIN).encode(features)
+    first = cls(config).fit(TokenizerInputs(features, TRAIN)).encode(features)
+    again = cls(config).fit(TokenizerInputs(features, TRAIN)).encode(features)
+    other = cls(dataclasses.replace(config, seed=1)).fit(TokenizerInputs(features, TRAIN)).encode(features)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
 
@@ -144,7 +144,8 @@ def test_rqvae_concatenates_modalities_into_one_network(fitted):
 @pytest.mark.parametrize("kind", KINDS)
 def test_modality_subset_in_config_order(features, kind):
     cls, config = TINY[kind]
-    tokenizer = cls(dataclasses.replace(config, modalities=("image", "text"), epochs=1)).fit(features, TRAIN)
+    tokenizer = cls(dataclasses.replace(config, modalities=("image", "text"), epochs=1)).fit(TokenizerInputs(
+        features, TRAIN))
     assert tokenizer.modalities == ("image", "text")
     codes = tokenizer.encode(features)  # the unused audio matrix is ignored
     assert list(tokenizer.decode(codes)) == ["image", "text"]
@@ -157,13 +158,14 @@ def test_unknown_modality_names_it_and_the_available_ones(features, kind):
     cls, config = TINY[kind]
     tokenizer = cls(dataclasses.replace(config, modalities=("text", "lyrics")))
     with pytest.raises(ConfigError, match=r"tokenizer\.modalities.*'lyrics'.*text, audio, image"):
-        tokenizer.fit(features, TRAIN)
+        tokenizer.fit(TokenizerInputs(features, TRAIN))
 
 
 def test_on_epoch_reports_loss_terms(features):
     history: list[dict[str, float]] = []
     cls, config = TINY["per_modality"]
-    cls(dataclasses.replace(config, epochs=2)).fit(features, TRAIN, on_epoch=lambda epoch, m: history.append(m))
+    cls(dataclasses.replace(config, epochs=2)).fit(TokenizerInputs(
+        features, TRAIN, on_epoch=lambda epoch, m: history.append(m)))
     assert len(history) == 2
     assert {"tokenizer/loss", "tokenizer/recon", "tokenizer/rq", "tokenizer/audio/recon"} <= set(history[0])
     total = sum(history[0][f"tokenizer/{name}/loss"] for name in DIMS)
@@ -173,9 +175,9 @@ def test_on_epoch_reports_loss_terms(features):
 def test_single_row_last_batch_and_too_few_rows(features):
     cls, config = TINY["rqvae"]
     tokenizer = cls(dataclasses.replace(config, epochs=1))
-    tokenizer.fit(features, np.arange(65))  # batches of 64 + 1: the lone row joins the first batch
+    tokenizer.fit(TokenizerInputs(features, np.arange(65)))  # batches of 64 + 1: the lone row joins the first batch
     with pytest.raises(ValueError, match="at least 2 training rows"):
-        tokenizer.fit(features, np.arange(1))
+        tokenizer.fit(TokenizerInputs(features, np.arange(1)))
 
 
 def test_config_errors_name_the_field():

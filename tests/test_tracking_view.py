@@ -10,7 +10,8 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from raysid.results import ReportLayout, write_report
+from raysid.reporting.report import write_report
+from raysid.results import ReportLayout
 from raysid.sweep.space import load_study
 from raysid.sweep.tracking import VIEW_TAG, MLflowTracking, log_report, view_url
 

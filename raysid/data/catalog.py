@@ -219,6 +219,8 @@ def _popularity_score(h: _Hierarchy) -> np.ndarray:
 
 # --- modalities -----------------------------------------------------------------------------------
 
+MODALITIES = ("text", "audio", "tags")  # the catalog's item modalities, in this order
+
 
 def _modalities(rng: np.random.Generator, cfg: CatalogConfig, h: _Hierarchy) -> dict[str, np.ndarray]:
     """``text`` (unit rows), ``audio`` (dense) and ``tags`` (multi-hot), all float32 (tracks, dim)."""

@@ -9,6 +9,7 @@ import numpy as np
 
 from raysid.config import require
 from raysid.distributed import TrainingConfig
+from raysid.recommenders.base import RecommenderInputs
 from raysid.recommenders.sasrec import SASRec, SASRecConfig
 
 
@@ -28,7 +29,7 @@ def collaborative_embeddings(
             "collaborative embeddings are one learned row per item: use item_representation 'id' without components")
     recommender = SASRec(config, num_items)
     initial = recommender.item_embeddings()  # (num_items, hidden)
-    trained = recommender.fit(train_sequences, training=training).item_embeddings()  # (num_items, hidden)
+    trained = recommender.fit(RecommenderInputs(train_sequences, training=training)).item_embeddings()  # (num_items, hidden)
     seen = np.zeros(num_items, dtype=bool)
     for sequence in train_sequences:
         if len(sequence) >= 2:

@@ -1,31 +1,27 @@
 """Per-modality item matrices for the tokenizers: the chosen modalities, z-scored on training items.
 
-For imported datasets this module also extracts the item features (``text``, ``categorical``,
-``cooccurrence``, ``collaborative``, ``playlist_text``) and caches each matrix in the artifact store.
+For imported datasets it also says which item features a trial extracts (``text``, ``categorical``,
+``cooccurrence``, ``collaborative``, ``playlist_text``, or a source modality such as Spotify's ``audio``) and
+computes the ones that are functions of the dataset and its training sequences; the data stage
+(``raysid.pipeline.dataset``) calls them and keeps each matrix in the artifact store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from raysid.cache import ArtifactStore, stage_key
-from raysid.config import ConfigError, require, stable_hash
+from raysid.config import ConfigError, require
 from raysid.data.dataset import Dataset, Splits
-from raysid.data.importers.store import load_sequence_info
 from raysid.data.splits import SplitConfig, decide_split
 from raysid.features.categorical import categorical_matrix
-from raysid.features.collaborative import collaborative_embeddings
-from raysid.features.cooccurrence import CooccurrenceConfig, cooccurrence_embeddings
 from raysid.features.text import DIM as TEXT_DIM
-from raysid.features.text import TextConfig, embed_texts, item_texts
+from raysid.features.text import TextConfig, embed_texts
 
 STD_FLOOR = 1e-6  # a constant column is divided by this instead of 0
-MATRIX = "matrix.npy"  # file of a cached feature matrix
 
 
 @dataclass(frozen=True)
@@ -78,7 +74,7 @@ def _prepare(matrix: np.ndarray, train_items: np.ndarray, standardize: bool) -> 
 # --- item features of imported datasets -----------------------------------------------------------
 # Content modalities (text, categorical) are computed over the dataset view's items in the dataset stage;
 # modalities learned from sequences (cooccurrence, collaborative, playlist_text) use training sequences
-# only and are added after the split. Each matrix is cached in the artifact store.
+# only and are added after the split.
 
 CONTENT_MODALITIES = ("text", "categorical")
 TRAINED_MODALITIES = ("cooccurrence", "collaborative", "playlist_text")
@@ -103,49 +99,21 @@ def default_modalities(meta: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(m for m in defaults if m in supplies)
 
 
-def content_modalities(dataset: Dataset, extraction: Any, store: ArtifactStore, view_key: str) -> dict[str, np.ndarray]:
-    """The source and content modalities of ``extraction.modalities`` over the view's items (text cached)."""
-    out = {}
-    for name in extraction.modalities:
-        if name in dataset.modalities:
-            out[name] = dataset.modalities[name]
-        elif name == "text":
-            out[name] = _item_text(dataset, extraction.text, store, view_key)
-        elif name == "categorical":
-            try:
-                out[name] = categorical_matrix(dataset.items)
-            except ValueError as error:
-                raise ConfigError(f"dataset.modalities: dataset {dataset.name!r}: {error}") from None
-        elif name not in TRAINED_MODALITIES:
-            known = ", ".join(map(repr, (*dataset.modalities, *CONTENT_MODALITIES, *TRAINED_MODALITIES)))
-            raise ConfigError(f"dataset.modalities: unknown modality {name!r} for dataset {dataset.name!r}; "
-                              f"available modalities are: {known}")
-    return out
+def check_modality(dataset: Dataset, name: str) -> None:
+    """Fail naming the modalities an imported dataset can have when ``name`` is none of them."""
+    if name not in dataset.modalities and name not in (*CONTENT_MODALITIES, *TRAINED_MODALITIES):
+        known = ", ".join(map(repr, (*dataset.modalities, *CONTENT_MODALITIES, *TRAINED_MODALITIES)))
+        raise ConfigError(f"dataset.modalities: unknown modality {name!r} for dataset {dataset.name!r}; "
+                          f"available modalities are: {known}")
 
 
-def with_split_modalities(dataset: Dataset, config: Any, splits: Splits, store: ArtifactStore, keys: Any) -> Dataset:
-    """``dataset`` with the modalities learned from ``splits.train`` added, in the configured order.
-
-    ``config`` is the TrialConfig, ``keys`` its StageKeys. The catalog is returned unchanged.
-    """
-    if getattr(config.dataset, "source", "catalog") != "imported":
-        return dataset
-    from raysid.data.importers.source import resolve_extraction
-
-    extraction = resolve_extraction(config.dataset, dataset.meta)
-    split_key = stable_hash(keys.dataset, config.split)
-    modalities = {}
-    for name in extraction.modalities:
-        if name in dataset.modalities:
-            modalities[name] = dataset.modalities[name]
-        elif name == "cooccurrence":
-            modalities[name] = _cooccurrence(dataset, splits, extraction.cooccurrence, config.training, store, split_key)
-        elif name == "collaborative":
-            modalities[name] = _collaborative(dataset, splits, config.collaborative, store, keys.collaborative)
-        elif name == "playlist_text":
-            titles = _sequence_titles(store, keys.dataset, extraction.text, dataset.name)
-            modalities[name] = playlist_text(dataset, splits, config.split, titles)
-    return replace(dataset, modalities=modalities)
+def categorical(dataset: Dataset) -> np.ndarray:
+    """(items, dim) float32 one-hot/scaled item attributes (``raysid.features.categorical``); the dataset's
+    items lacking every attribute column fail naming the dataset."""
+    try:
+        return categorical_matrix(dataset.items)
+    except ValueError as error:
+        raise ConfigError(f"dataset.modalities: dataset {dataset.name!r}: {error}") from None
 
 
 def playlist_text(dataset: Dataset, splits: Splits, split_config: SplitConfig, titles: np.ndarray) -> np.ndarray:
@@ -166,68 +134,18 @@ def playlist_text(dataset: Dataset, splits: Splits, split_config: SplitConfig, t
     return (out / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-def _sequence_titles(store: ArtifactStore, dataset_key: str, text: TextConfig, name: str) -> np.ndarray:
-    """(sequences, 384) title embeddings of the dataset view's sequences (zeros where a sequence has no title)."""
-    info = load_sequence_info(store.path("dataset", dataset_key))
-    if info is None or "name" not in info.columns:
-        raise ConfigError(f"dataset.modalities: playlist_text needs sequence titles; dataset {name!r} has none "
-                          "(MPD playlists have them)")
-    titles = [t or "" for t in info.sort("sequence")["name"].to_list()]
-
-    def produce(folder: Path) -> None:
-        present = [i for i, t in enumerate(titles) if t.strip()]
-        matrix = np.zeros((len(titles), TEXT_DIM), dtype=np.float32)
-        if present:
-            matrix[present] = embed_texts([titles[i] for i in present], text)
-        np.save(folder / MATRIX, matrix)
-
-    return store.fetch("features", stage_key("playlist_titles", dataset_key, text), produce, _load_matrix)
+def sequence_titles(titles: list[str], text: TextConfig) -> np.ndarray:
+    """(sequences, 384) title embeddings, one row per title (zeros where a sequence has no title)."""
+    present = [i for i, t in enumerate(titles) if t.strip()]
+    matrix = np.zeros((len(titles), TEXT_DIM), dtype=np.float32)
+    if present:
+        matrix[present] = embed_texts([titles[i] for i in present], text)
+    return matrix
 
 
-def _item_text(dataset: Dataset, text: TextConfig, store: ArtifactStore, view_key: str) -> np.ndarray:
-    """(items, 384) embeddings of the items' template texts, cached under the view and the text config."""
-    texts = item_texts(dataset.items, _template(text, dataset))
-    return store.fetch("features", stage_key("text", view_key, text),
-                       lambda folder: np.save(folder / MATRIX, embed_texts(texts, text)), _load_matrix)
-
-
-def _cooccurrence(dataset: Dataset, splits: Splits, config: CooccurrenceConfig, training: Any, store: ArtifactStore,
-                  split_key: str) -> np.ndarray:
-    """SGNS embeddings of the training sequences, cached under the split, the config and the DDP world size."""
-    workers = training.num_workers if training.ray else 1
-    return store.fetch(
-        "features", stage_key("cooccurrence", split_key, config, workers),
-        lambda folder: np.save(folder / MATRIX, cooccurrence_embeddings(splits.train, dataset.num_items, config, training)),
-        _load_matrix,
-    )
-
-
-def _collaborative(dataset: Dataset, splits: Splits, config: Any, store: ArtifactStore, key: str) -> np.ndarray:
-    """SASRec item embeddings: the same artifact as MusicRec's collaborative stage (``keys.collaborative``)."""
-    return store.fetch(
-        "collaborative", key,
-        lambda folder: np.save(folder / "embeddings.npy", collaborative_embeddings(splits.train, dataset.num_items, config)),
-        lambda folder: np.load(folder / "embeddings.npy"),
-    )
-
-
-def _template(text: TextConfig, dataset: Dataset) -> str:
+def text_template(text: TextConfig, dataset: Dataset) -> str:
+    """The template of the text modality; a dataset with no default one fails naming its item columns."""
     if not text.template:
         raise ConfigError(f"dataset.text.template: dataset {dataset.name!r} has no default text template; "
                           f"set one from its item columns ({', '.join(dataset.items.columns)}), e.g. '{{title}}'")
     return text.template
-
-
-def _load_matrix(folder: Path) -> np.ndarray:
-    return np.load(folder / MATRIX)
-
-
-def trial_dataset(config: Any, store: ArtifactStore) -> tuple[Dataset, Splits]:
-    """The dataset a trial sees, with every modality it extracts, and its splits (``raysid data features``)."""
-    from raysid.data.importers.source import produce_dataset
-    from raysid.pipeline import StageKeys
-
-    keys = StageKeys.of(config)
-    dataset = store.fetch("dataset", keys.dataset, lambda f: produce_dataset(config.dataset, store, f), Dataset.load)
-    splits = decide_split(dataset, config.split).splits
-    return with_split_modalities(dataset, config, splits, store, keys), splits

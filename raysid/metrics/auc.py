@@ -24,7 +24,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from raysid.metrics.buckets import DEFAULT_BUCKETS, bucket_labels, bucket_of
-from raysid.metrics.ranking import ranking_metrics
+from raysid.metrics.ranking import ranking_metric_names, ranking_metrics
 
 if TYPE_CHECKING:
     from raysid.data.splits import FeedbackSet
@@ -128,6 +128,13 @@ class FeedbackScorer(Protocol):
     def recommend(self, histories: list[np.ndarray], k: int, history_feedback: list[np.ndarray] | None = None) -> np.ndarray:
         """(users, k) ranked item ids (only needed for ``evaluate_feedback(..., ks=...)``)."""
         ...
+
+
+def feedback_metric_names(ks: tuple[int, ...] = (), bounds: Sequence[int] = DEFAULT_BUCKETS) -> set[str]:
+    """The keys ``evaluate_feedback`` returns (unprefixed)."""
+    names = {"auc", "auc_sessions", "auc_pairs"}
+    names |= {f"{name}/len_{label}" for label in bucket_labels(bounds) for name in ("auc", "auc_sessions")}
+    return names | (ranking_metric_names(tuple(ks)) if ks else set())
 
 
 def evaluate_feedback(

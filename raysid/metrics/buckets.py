@@ -42,6 +42,13 @@ def bucket_of(lengths: np.ndarray, bounds: Sequence[int]) -> np.ndarray:
     return np.searchsorted(np.asarray(bounds), np.asarray(lengths), side="right") - 1
 
 
+def bucket_metric_names(ks: Sequence[int] = (5, 10), bounds: Sequence[int] = DEFAULT_BUCKETS) -> set[str]:
+    """The keys ``metrics_by_history_length`` returns."""
+    labels = bucket_labels(bounds)
+    return {f"users/len_{label}" for label in labels} | {
+        f"{name}@{k}/len_{label}" for label in labels for k in ks for name in ("hr", "ndcg")}
+
+
 def metrics_by_history_length(
     ranked: np.ndarray,
     histories: list[np.ndarray],

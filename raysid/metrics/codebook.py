@@ -90,6 +90,11 @@ def sid_quality(
     }
 
 
+def sid_quality_names() -> set[str]:
+    """The keys ``sid_quality`` returns."""
+    return {"cur", "cardinality", "conflict_rate", "num_items"}
+
+
 def level_usage(codes: np.ndarray, codebook_sizes: int | Sequence[int]) -> list[np.ndarray]:
     """Per position, how many items use each code: one int64 array of length K per position."""
     codes = np.asarray(codes)

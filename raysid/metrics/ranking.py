@@ -84,6 +84,11 @@ def metrics_from_ranks(ranks: np.ndarray, ks: tuple[int, ...] = (5, 10)) -> dict
     return metrics
 
 
+def ranking_metric_names(ks: tuple[int, ...]) -> set[str]:
+    """The keys ``ranking_metrics`` returns for cut-offs ``ks``."""
+    return {f"{name}@{k}" for k in ks for name in ("hr", "ndcg", "recall")} | {"mrr"}
+
+
 def mrr(ranked: np.ndarray, targets: np.ndarray) -> float:
     """Mean reciprocal rank of each user's target in its ranked list (users, n); 0 where it is absent."""
     return ranking_metrics(ranked, targets, ks=())["mrr"]

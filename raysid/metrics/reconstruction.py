@@ -43,6 +43,11 @@ def reconstruction_metrics(
     return metrics
 
 
+def reconstruction_metric_names(modalities: tuple[str, ...] = ("*",)) -> set[str]:
+    """The keys ``reconstruction_metrics`` returns for ``modalities`` ("*": any modality's name)."""
+    return {"recon/mse", "recon/cosine"} | {f"recon/{name}/{m}" for name in modalities for m in ("mse", "cosine")}
+
+
 def row_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of each pair of rows, shape (items,); 0 where either row has zero norm."""
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)  # (items,)

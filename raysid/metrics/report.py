@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from raysid.metrics import diversity
-from raysid.metrics.buckets import DEFAULT_BUCKETS, metrics_by_history_length
+from raysid.metrics.buckets import DEFAULT_BUCKETS, bucket_metric_names, metrics_by_history_length
 
 
 def recommendation_report(
@@ -46,6 +46,13 @@ def recommendation_report(
     if generated is not None:
         report["invalid_rate"] = invalid_rate(generated)
     return report
+
+
+def report_metric_names(ks: Sequence[int] = (5, 10), buckets: Sequence[int] = DEFAULT_BUCKETS) -> set[str]:
+    """The keys ``recommendation_report`` may return (``distinct_artists`` with an ``artist`` column, no
+    ``invalid_rate``: a trial's report has no generation)."""
+    names = {f"{name}@{k}" for k in ks for name in ("coverage", "distinct_items", "distinct_artists", "repetition")}
+    return names | bucket_metric_names(ks, buckets)
 
 
 def invalid_rate(items: np.ndarray) -> float:

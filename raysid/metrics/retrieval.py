@@ -62,6 +62,11 @@ def prefix_top_k(codes: np.ndarray, items: np.ndarray, k: int, seed: int = 0) ->
     return ranked
 
 
+def retrieval_metric_names(ks: tuple[int, ...] = (5, 10, 20, 50)) -> set[str]:
+    """The keys ``retrieval_metrics`` returns for cut-offs ``ks``."""
+    return {f"retrieval/{name}@{k}" for k in ks for name in ("precision", "recall", "hit")} | {"retrieval/queries"}
+
+
 def retrieval_metrics(
     codes: np.ndarray,
     items: np.ndarray,

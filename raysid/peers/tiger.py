@@ -40,6 +40,7 @@ from raysid.features.modalities import FeatureConfig, build_features
 from raysid.features.text import TextConfig, embed_texts, item_texts
 from raysid.metrics.ranking import ranking_metrics
 from raysid.peers.venv import CORNAC_RUNNER
+from raysid.recommenders.base import RecommenderInputs
 
 KS = (5, 10)
 WHERE = "bench peers --tiger-set"
@@ -267,7 +268,7 @@ def run_raysid_tiger(features: np.ndarray, splits: Splits, settings: TigerSettin
             epochs.append(time.perf_counter() - start)
             say(f"raysid epoch {epoch}: {epochs[-1]:.1f} s since the T5 start, loss {metrics['train/loss']:.4f}")
 
-        recommender.fit(splits.train, on_epoch=on_epoch)
+        recommender.fit(RecommenderInputs(splits.train, on_epoch=on_epoch))
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
         ranked = recommender.recommend(splits.test.histories, max(KS))
@@ -283,17 +284,18 @@ def run_raysid_tiger(features: np.ndarray, splits: Splits, settings: TigerSettin
 
 def _raysid_identifiers(features: np.ndarray, splits: Splits, settings: TigerSettings):
     """The tokenizer stage (fit on the training items, encode every item) and the tie-break digit."""
-    from raysid.pipeline import SemanticIdConfig, identifiers
+    from raysid.pipeline.trial import identifiers
+    from raysid.trial_config import SemanticIdConfig
     from raysid.semantic_ids.table import SemanticIds
-    from raysid.tokenizers import get_tokenizer
+    from raysid.tokenizers import TokenizerInputs, get_tokenizer
 
-    config_class, tokenizer_class = get_tokenizer("rqvae")
-    config = config_class(hidden_dims=settings.hidden_dims, latent_dim=settings.latent_dim,
+    spec = get_tokenizer("rqvae")
+    config = spec.config(hidden_dims=settings.hidden_dims, latent_dim=settings.latent_dim,
                           codebook_sizes=(settings.codebook_size,) * settings.levels,
                           commitment_weight=settings.commitment_weight, epochs=settings.tokenizer_epochs,
                           batch_size=settings.tokenizer_batch_size, learning_rate=settings.tokenizer_learning_rate,
                           device="cpu", seed=settings.seed)
-    tokenizer = tokenizer_class(config).fit({"text": features}, splits.train_items())
+    tokenizer = spec.build(config).fit(TokenizerInputs({"text": features}, splits.train_items()))
     codes = tokenizer.encode({"text": features})
     raw = SemanticIds.from_codes(codes, tokenizer.position_names, tokenizer.codebook_sizes, tie_break=False)
     unique = identifiers(raw, SemanticIdConfig(tie_break=True))
@@ -302,7 +304,7 @@ def _raysid_identifiers(features: np.ndarray, splits: Splits, settings: TigerSet
 
 def _raysid_recommender(sids, settings: TigerSettings, samples: int):
     """The recommender stage's T5 of these sizes (``build_recommender``, as ``evaluation.build`` calls it)."""
-    from raysid.recommenders import build_recommender
+    from raysid.recommenders import ItemCatalog, build_recommender
     from raysid.recommenders.t5 import T5RecommenderConfig
 
     config = T5RecommenderConfig(
@@ -311,7 +313,7 @@ def _raysid_recommender(sids, settings: TigerSettings, samples: int):
         batch_size=settings.batch_size, learning_rate=settings.learning_rate, weight_decay=settings.weight_decay,
         warmup_ratio=settings.warmup_ratio, beam_size=settings.beam_size, eval_batch_size=settings.eval_batch_size,
         device="cpu", seed=settings.seed)
-    return build_recommender("t5", config, sids)
+    return build_recommender("t5", config, ItemCatalog(sids, sids.num_items))
 
 
 def settings_dict(settings: TigerSettings) -> dict:

@@ -1,89 +1,79 @@
 """Recommenders: one file per model, one contract (``raysid.recommenders.base.Recommender``), one registry.
 
-Generative models over semantic IDs (``t5``, ``gpt2``) are built as ``cls(config, sids)``; SASRec as
-``cls(config, num_items, sids=..., attributes=...)`` (the table only for ``item_representation: sid``);
-popularity as ``cls(num_items)`` (it has nothing to configure). ``build_recommender`` hides the
-difference: every kind is built from its config and the semantic-ID table (whose ``num_items`` sizes the
-catalogue), or from ``num_items`` for the kinds that can rank plain item ids.
+Every kind is built the same way, ``cls.from_catalog(config, ItemCatalog(sids, num_items, attributes))``,
+trained with ``fit(RecommenderInputs(...))`` and asked only through the capabilities its config declares
+(reads semantic IDs, scores feedback, item attributes, epoch ranking, ...). The registry names each kind's
+config class directly (configs import no torch, so a study parses without it) and its model class by import
+path, loaded when a model is built. Adding a recommender is one file (its config beside its model; a model
+that imports torch keeps its config in a torch-free ``NAME_config.py``) and one line here; the contract
+tests iterate this registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-
-from raysid.config import ConfigError, require
-from raysid.recommenders.base import OnEpoch, Recommender
-from raysid.recommenders.gpt2 import GPT2Recommender, GPT2RecommenderConfig
-from raysid.recommenders.popularity import PopularityRecommender
-from raysid.recommenders.sasrec import SASRec, SASRecRecommenderConfig
-from raysid.recommenders.t5 import T5Recommender, T5RecommenderConfig
-from raysid.semantic_ids.table import SemanticIds
+from raysid.config import ConfigError, import_object, require
+from raysid.recommenders.base import (
+    ItemCatalog,
+    OnEpoch,
+    Recommender,
+    RecommenderCapabilities,
+    RecommenderInputs,
+)
+from raysid.recommenders.gpt2_config import GPT2RecommenderConfig
+from raysid.recommenders.popularity import PopularityConfig
+from raysid.recommenders.sasrec_config import SASRecRecommenderConfig
+from raysid.recommenders.t5_config import T5RecommenderConfig
 
 
 @dataclass(frozen=True)
-class PopularityConfig:
-    """The popularity baseline has no hyperparameters; config section ``recommender`` with ``kind: popularity``."""
+class RecommenderSpec:
+    """A registered recommender kind: its config class and its model class ("module:Class"), built with
+    ``from_catalog``; the config declares ``capabilities()`` and a ``tiny`` setting for the contract tests."""
+
+    config: type
+    model: str
+
+    def model_class(self) -> type:
+        return import_object(self.model)
 
 
-RECOMMENDERS: dict[str, tuple[type, type]] = {
-    "t5": (T5RecommenderConfig, T5Recommender),  # MusicRec: T5 generating the next identifier, beam 20
-    "gpt2": (GPT2RecommenderConfig, GPT2Recommender),  # FusID: GPT-2 over playlist token sequences
-    "sasrec": (SASRecRecommenderConfig, SASRec),  # SASRec: item-id, semantic-ID or attribute item embeddings
-    "popularity": (PopularityConfig, PopularityRecommender),  # the floor every study shows
+RECOMMENDERS: dict[str, RecommenderSpec] = {
+    "t5": RecommenderSpec(T5RecommenderConfig, "raysid.recommenders.t5:T5Recommender"),  # MusicRec: T5, beam 20
+    "gpt2": RecommenderSpec(GPT2RecommenderConfig, "raysid.recommenders.gpt2:GPT2Recommender"),  # FusID: GPT-2
+    "sasrec": RecommenderSpec(SASRecRecommenderConfig, "raysid.recommenders.sasrec:SASRec"),  # id/SID/attribute items
+    "popularity": RecommenderSpec(PopularityConfig, "raysid.recommenders.popularity:PopularityRecommender"),  # the floor
 }
-"""Recommender kind -> (config dataclass, model class)."""
-
-SEMANTIC_ID_KINDS = ("t5", "gpt2")  # kinds that read identifiers: built as cls(config, sids)
+"""Recommender kind -> its spec."""
 
 
-def get_recommender(kind: str) -> tuple[type, type]:
-    """(config class, model class) of ``kind``; ConfigError listing the valid kinds for an unknown one."""
+def get_recommender(kind: str) -> RecommenderSpec:
+    """The spec of ``kind``; ConfigError listing the valid kinds for an unknown one."""
     if kind not in RECOMMENDERS:
         valid = ", ".join(sorted(RECOMMENDERS))
         raise ConfigError(f"recommender.kind: unknown recommender {kind!r}; valid kinds are: {valid}")
     return RECOMMENDERS[kind]
 
 
-def build_recommender(
-    kind: str,
-    config: object,
-    sids: SemanticIds | None = None,
-    num_items: int | None = None,
-    attributes: Mapping[str, np.ndarray] | None = None,
-) -> Recommender:
-    """A ``kind`` recommender from its ``config``. The SID kinds need ``sids``; the others take ``sids`` or
-    ``num_items`` (SASRec with ``item_representation: sid`` needs ``sids``); ``attributes`` feed SASRec's
-    ``components``."""
-    config_class, model_class = get_recommender(kind)
-    require(
-        isinstance(config, config_class), "recommender",
-        f"kind {kind!r} needs a {config_class.__name__}, got {type(config).__name__}",
-    )
-    if kind in SEMANTIC_ID_KINDS:
-        require(sids is not None, "recommender", f"kind {kind!r} ranks semantic IDs: pass sids")
-        return model_class(config, sids)
-    if sids is not None:
-        require(
-            num_items in (None, sids.num_items), "num_items",
-            f"{num_items} disagrees with the semantic-ID table's {sids.num_items} items",
-        )
-        num_items = sids.num_items
-    require(num_items is not None, "num_items", f"kind {kind!r} needs num_items (or sids) to size the catalogue")
-    if kind == "popularity":
-        return model_class(num_items)
-    uses_sids = config.item_representation == "sid"
-    return model_class(config, num_items, sids=sids if uses_sids else None, attributes=attributes)
+def build_recommender(kind: str, config: Any, catalog: ItemCatalog) -> Recommender:
+    """A ``kind`` recommender from its ``config`` for ``catalog`` (the one constructor shape)."""
+    spec = get_recommender(kind)
+    require(isinstance(config, spec.config), "recommender",
+            f"kind {kind!r} needs a {spec.config.__name__}, got {type(config).__name__}")
+    return spec.model_class().from_catalog(config, catalog)
 
 
 __all__ = [
     "RECOMMENDERS",
-    "SEMANTIC_ID_KINDS",
+    "ItemCatalog",
     "OnEpoch",
     "PopularityConfig",
     "Recommender",
+    "RecommenderCapabilities",
+    "RecommenderInputs",
+    "RecommenderSpec",
     "build_recommender",
     "get_recommender",
 ]

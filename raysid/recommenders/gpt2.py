@@ -28,7 +28,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -37,7 +36,6 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from raysid.config import require
 from raysid.data.dataset import EvalSet
-from raysid.devices import check_device
 from raysid.distributed import (
     Session,
     TrainingConfig,
@@ -47,7 +45,8 @@ from raysid.distributed import (
     run_training,
 )
 from raysid.recommenders.base import (
-    OnEpoch,
+    ItemCatalog,
+    RecommenderInputs,
     resolve_device,
     seed_everything,
     validate_histories,
@@ -58,6 +57,7 @@ from raysid.recommenders.constrained import (
     finished_items,
     initial_beams,
 )
+from raysid.recommenders.gpt2_config import GPT2RecommenderConfig
 from raysid.recommenders.t5 import linear_schedule
 from raysid.semantic_ids.table import SemanticIds
 from raysid.semantic_ids.trie import PrefixTrie
@@ -65,49 +65,6 @@ from raysid.semantic_ids.vocab import EOS, PAD, Vocabulary
 
 START = EOS  # the token every playlist starts with
 IGNORE = -100  # label of positions that carry no loss
-
-
-@dataclass(frozen=True)
-class GPT2RecommenderConfig:
-    """GPT-2 recommender hyperparameters; config section ``recommender``. FusID gives no model sizes or
-    optimiser settings; the defaults are sized like the T5 recommender's for the built-in catalog."""
-
-    n_embd: int = 64  # hidden size
-    n_layer: int = 2  # transformer blocks
-    n_head: int = 4  # attention heads; must divide n_embd
-    n_inner: int = 0  # feed-forward inner size; 0 = 4 * n_embd (GPT-2)
-    dropout: float = 0.1  # residual, embedding and attention dropout
-    max_context_items: int = 30  # FusID: at most the first 30 tracks as context
-    loss: Literal["sequence", "target"] = "sequence"  # next-token loss on every token, or the target's only
-    epochs: int = 10  # passes over the training windows (0 leaves the model untrained)
-    batch_size: int = 64  # playlists per optimisation step (the global batch over all workers)
-    learning_rate: float = 3e-3  # AdamW peak learning rate
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
-    warmup_ratio: float = 0.05  # fraction of steps with linear warmup; then linear decay to 0
-    beam_size: int = 20  # constrained beam width; FusID reports Recall@1..20
-    ranking: Literal["beam", "exact"] = "beam"  # what recommend uses: beam search or exact scores of all items
-    eval_batch_size: int = 256  # users per beam search / scoring / validation batch
-    score_rows: int = 4096  # (user, item) pairs per teacher-forced forward in score_items
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used only on CUDA
-    seed: int = 0  # seeds initialisation, dropout and sample order
-
-    def __post_init__(self) -> None:
-        positive = ("n_embd", "n_layer", "n_head", "max_context_items", "batch_size", "beam_size")
-        for name in (*positive, "eval_batch_size", "score_rows"):
-            value = getattr(self, name)
-            require(value >= 1, f"recommender.{name}", f"must be a positive integer, got {value}")
-        require(self.n_embd % self.n_head == 0, "recommender.n_embd", f"{self.n_embd} is not divisible by n_head={self.n_head}")
-        require(self.n_inner >= 0, "recommender.n_inner", f"must be >= 0 (0 = 4 * n_embd), got {self.n_inner}")
-        require(self.epochs >= 0, "recommender.epochs", f"must be >= 0, got {self.epochs}")
-        require(0.0 <= self.dropout < 1.0, "recommender.dropout", f"must be in [0, 1), got {self.dropout}")
-        require(self.learning_rate > 0, "recommender.learning_rate", f"must be positive, got {self.learning_rate}")
-        require(self.weight_decay >= 0, "recommender.weight_decay", f"must be >= 0, got {self.weight_decay}")
-        require(0.0 <= self.warmup_ratio < 1.0, "recommender.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}")
-        for name, choices in (("loss", ("sequence", "target")), ("ranking", ("beam", "exact")), ("precision", ("fp32", "bf16"))):
-            value = getattr(self, name)
-            require(value in choices, f"recommender.{name}", f"got {value!r}; valid choices are: {', '.join(map(repr, choices))}")
-        check_device(self.device, "recommender.device")
 
 
 # ------------------------------------------------------------------------------------------- windows
@@ -307,20 +264,20 @@ class GPT2Recommender:
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     # ------------------------------------------------------------------------------------------- fit
-    def fit(
-        self,
-        train_sequences: list[np.ndarray],
-        valid: EvalSet | None = None,
-        on_epoch: OnEpoch | None = None,
-        training: TrainingConfig | None = None,
-        epoch_eval: EpochEval | None = None,
-    ) -> GPT2Recommender:
-        """Train from the current weights on ``train_sequences`` (those under two items are skipped), in this
-        process (``training`` None: the config's device and precision) or as ``training`` says.
+    @classmethod
+    def from_catalog(cls, config: GPT2RecommenderConfig, catalog: ItemCatalog) -> GPT2Recommender:
+        """A GPT-2 sized by the catalogue's semantic-ID vocabulary."""
+        require(catalog.sids is not None, "recommender", "kind 'gpt2' ranks semantic IDs: the catalogue needs sids")
+        return cls(config, catalog.sids)
 
-        ``epoch_eval(recommender)`` runs on rank 0 after every epoch and its metrics join the epoch's report.
+    def fit(self, inputs: RecommenderInputs) -> GPT2Recommender:
+        """Train from the current weights on ``inputs.sequences`` (those under two items are skipped), in this
+        process (``inputs.training`` None: the config's device and precision) or as it says.
+
+        ``inputs.epoch_eval(recommender)`` runs on rank 0 after every epoch and its metrics join the epoch's report.
         """
-        sequences = [np.asarray(s, dtype=np.int64) for s in train_sequences if len(s) >= 2]
+        valid, training, epoch_eval = inputs.valid, inputs.training, inputs.epoch_eval
+        sequences = [np.asarray(s, dtype=np.int64) for s in inputs.sequences if len(s) >= 2]
         if not sequences:
             raise ValueError("GPT2Recommender needs at least one training sequence of two or more items")
         validate_histories(sequences, self.num_items)
@@ -330,7 +287,7 @@ class GPT2Recommender:
         training = resolve_training(training or TrainingConfig(precision=self.config.precision), self.config.device)
         train_windows = Windows.training(sequences, self.config.max_context_items)
         loop = GPT2Training(self, train_windows, valid_windows, epoch_eval)
-        state = run_training(loop, training, on_epoch, name="gpt2")
+        state = run_training(loop, training, inputs.on_epoch, name="gpt2")
         self.model.load_state_dict(state["model"])
         self.model.eval()
         return self
@@ -462,6 +419,10 @@ class GPT2Recommender:
     def num_parameters(self) -> int:
         """Number of trainable parameters (the tied embedding / output matrix counted once)."""
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """{"total": trainable parameters}."""
+        return {"total": self.num_parameters()}
 
     def save(self, folder: str | Path) -> None:
         """Write ``gpt2_config.json``, the semantic IDs and ``gpt2_weights.pt`` (readable with weights_only=True)."""

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
 import numpy as np
 
 from raysid.config import require
-from raysid.data.dataset import EvalSet
-from raysid.recommenders.base import OnEpoch, validate_histories
+from raysid.recommenders.base import ItemCatalog, RecommenderCapabilities, RecommenderInputs, validate_histories
+
+
+@dataclass(frozen=True)
+class PopularityConfig:
+    """The popularity baseline has no hyperparameters; config section ``recommender`` with ``kind: popularity``."""
+
+    tiny: ClassVar[dict[str, Any]] = {}  # nothing to shrink
+
+    def capabilities(self) -> RecommenderCapabilities:
+        """Counts item ids: no identifiers, no training loop, no seed, no parameters."""
+        return RecommenderCapabilities(reads_semantic_ids=False, epoch_ranking=False, reports_epochs=False,
+                                       seeded=False, trains_on_ray=False, parameter_parts=())
 
 
 class PopularityRecommender:
@@ -20,14 +34,14 @@ class PopularityRecommender:
         self.num_items = num_items
         self.counts: np.ndarray | None = None  # (num_items,) int64 occurrences in training
 
-    def fit(
-        self,
-        train_sequences: list[np.ndarray],
-        valid: EvalSet | None = None,
-        on_epoch: OnEpoch | None = None,
-    ) -> PopularityRecommender:
-        """Count item occurrences; ``valid`` and ``on_epoch`` are accepted for the contract and unused."""
-        sequences = [np.asarray(s, dtype=np.int64) for s in train_sequences if len(s)]
+    @classmethod
+    def from_catalog(cls, config: PopularityConfig, catalog: ItemCatalog) -> PopularityRecommender:
+        """Ranks the catalogue's ``num_items`` items."""
+        return cls(catalog.num_items)
+
+    def fit(self, inputs: RecommenderInputs) -> PopularityRecommender:
+        """Count item occurrences in ``inputs.sequences``; nothing else of the inputs is used."""
+        sequences = [np.asarray(s, dtype=np.int64) for s in inputs.sequences if len(s)]
         if not sequences:
             raise ValueError("PopularityRecommender needs at least one non-empty training sequence")
         flat = np.concatenate(sequences)
@@ -39,6 +53,10 @@ class PopularityRecommender:
         self.counts = np.bincount(flat, minlength=self.num_items).astype(np.int64)
         self.ranking = np.argsort(-self.counts, kind="stable").astype(np.int64)  # (num_items,) best first
         return self
+
+    def parameter_counts(self) -> dict[str, int]:
+        """{}: counts are statistics, not trained parameters."""
+        return {}
 
     def recommend(self, histories: list[np.ndarray], k: int) -> np.ndarray:
         """(users, k) int64: the same top-k for every user; -1 beyond the catalogue."""

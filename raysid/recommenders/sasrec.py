@@ -30,7 +30,6 @@ import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -50,111 +49,18 @@ from raysid.distributed import (
 )
 from raysid.metrics.auc import session_auc
 from raysid.recommenders.base import (
-    OnEpoch,
+    ItemCatalog,
+    RecommenderInputs,
     resolve_device,
     seed_everything,
     validate_histories,
 )
+from raysid.recommenders.sasrec_config import SASRecConfig, SASRecRecommenderConfig
 from raysid.semantic_ids.table import SemanticIds
 
 PAD = 0  # padding row of the internal item ids; item id i is internal id i + 1
 IGNORE = -100  # target of positions that predict nothing
 PLAYED, SKIPPED = 1, 0  # feedback values (Dataset.feedback)
-
-
-@dataclass(frozen=True)
-class SASRecConfig:
-    """SASRec hyperparameters; config section ``collaborative`` (``SASRecRecommenderConfig``: ``recommender``)."""
-
-    section: ClassVar[str] = "collaborative"  # names the keys in error messages
-
-    hidden_size: int = 32  # h: item/position embedding and hidden size (MusicRec's d_cf = 32)
-    num_layers: int = 2  # number of self-attention blocks
-    num_heads: int = 2  # attention heads per block; must divide hidden_size
-    max_length: int = 50  # sequences are truncated to their last max_length items
-    dropout: float = 0.2  # dropout on embeddings, attention and feed-forward outputs
-    epochs: int = 20  # passes over the training sequences
-    batch_size: int = 128  # sequences per optimisation step (and per inference batch)
-    learning_rate: float = 1e-3  # AdamW learning rate
-    weight_decay: float = 0.0  # AdamW decoupled weight decay
-    item_representation: Literal["id", "sid"] = "id"  # per-item embedding, or sum of semantic-ID code embeddings
-    components: tuple[str, ...] = ()  # item attributes whose embeddings are added, e.g. ("artist", "genre")
-    loss: Literal["cross_entropy", "bce"] = "cross_entropy"  # next-item softmax, or played/skipped BCE
-    negative_samples: int = 1  # random catalogue items labelled 0 per position (loss "bce")
-    feedback_inputs: bool = False  # add a learned played/skipped embedding to every history item
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used only on CUDA
-    seed: int = 0  # seeds initialisation, dropout, batch order and negative samples
-    patience: int = 0  # stop after this many epochs without a better stop_metric and restore the best epoch; 0 = off
-    stop_metric: str = "valid/ndcg@10"  # epoch metric early stopping watches (an epoch_eval's, or valid/loss, valid/auc)
-    stop_mode: Literal["max", "min"] = "max"  # "max": larger stop_metric is better; "min": smaller
-    # Architecture and samples: the defaults are the SASRec paper's (Kang & McAuley 2018, and its code);
-    # RecBole 1.2.1's SASRec is samples "prefixes", norm "post", activation "gelu", feed_forward_dropout
-    # false, init_std 0.02, layer_norm_eps 1e-12, position_alignment "first".
-    samples: Literal["window", "prefixes"] = "window"  # window: each sequence's last max_length + 1 items, loss at every position (SASRec paper); prefixes: every prefix, loss at its last position (RecBole)
-    norm: Literal["pre", "post"] = "pre"  # pre: x + Dropout(f(LayerNorm(x))), a final LayerNorm (SASRec paper); post: LayerNorm(x + Dropout(f(x))), a LayerNorm of the input embeddings (RecBole)
-    activation: Literal["relu", "gelu"] = "relu"  # feed-forward activation: ReLU (SASRec paper), GELU (RecBole's hidden_act)
-    feed_forward_dropout: bool = True  # dropout between the two feed-forward layers (SASRec paper's code); RecBole has none
-    init_std: float | None = None  # None: embeddings N(0, 0.02²), linear layers torch's defaults; a number: every embedding and linear weight N(0, init_std²), biases 0 (RecBole's initializer_range 0.02)
-    layer_norm_eps: float = 1e-5  # LayerNorm epsilon (torch's default; RecBole's 1e-12)
-    position_alignment: Literal["last", "first"] = "last"  # last: the newest item takes position max_length - 1 (left-padded windows, SASRec paper's code); first: the window's oldest item takes position 0 (RecBole's right-padded sequences)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "components", tuple(self.components))
-        where = self.section
-        for name in ("hidden_size", "num_layers", "num_heads", "max_length", "epochs", "batch_size"):
-            require(getattr(self, name) > 0, f"{where}.{name}", f"must be positive, got {getattr(self, name)}")
-        require(
-            self.hidden_size % self.num_heads == 0,
-            f"{where}.hidden_size", f"{self.hidden_size} is not divisible by num_heads={self.num_heads}",
-        )
-        require(0.0 <= self.dropout < 1.0, f"{where}.dropout", f"must be in [0, 1), got {self.dropout}")
-        require(self.learning_rate > 0, f"{where}.learning_rate", f"must be positive, got {self.learning_rate}")
-        require(self.weight_decay >= 0, f"{where}.weight_decay", f"must be >= 0, got {self.weight_decay}")
-        for name, choices in (("item_representation", ("id", "sid")), ("loss", ("cross_entropy", "bce", "auto")),
-                              ("precision", ("fp32", "bf16")), ("samples", ("window", "prefixes")),
-                              ("norm", ("pre", "post")), ("activation", ("relu", "gelu")),
-                              ("position_alignment", ("last", "first"))):
-            value = getattr(self, name)
-            require(value in choices, f"{where}.{name}",
-                    f"got {value!r}; valid choices are: {', '.join(map(repr, choices))}")
-        require(isinstance(self.feed_forward_dropout, bool), f"{where}.feed_forward_dropout",
-                f"expected true or false, got {self.feed_forward_dropout!r}")
-        require(self.init_std is None or self.init_std > 0, f"{where}.init_std",
-                f"must be positive, or null for torch's default initialisation; got {self.init_std}")
-        require(self.layer_norm_eps > 0, f"{where}.layer_norm_eps", f"must be positive, got {self.layer_norm_eps}")
-        require(self.negative_samples >= 0, f"{where}.negative_samples", f"must be >= 0, got {self.negative_samples}")
-        require(self.patience >= 0, f"{where}.patience", f"must be >= 0 (0 = no early stopping), got {self.patience}")
-        require(self.stop_mode in ("max", "min"), f"{where}.stop_mode", f"got {self.stop_mode!r}; valid choices are: 'max', 'min'")
-        require(isinstance(self.stop_metric, str) and bool(self.stop_metric), f"{where}.stop_metric",
-                f"expected a metric name such as 'valid/ndcg@10', got {self.stop_metric!r}")
-        names = self.components
-        require(all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names),
-                f"{where}.components", f"expected distinct attribute names, got {list(names)}")
-
-    def for_data(self, has_feedback: bool) -> SASRecConfig:
-        """This config with ``loss: auto`` and an unset ``feedback_inputs`` decided by the data: BCE on
-        played/skipped with the feedback input embedding when the data has feedback, else cross-entropy
-        without it. Values given explicitly are kept."""
-        loss = self.loss if self.loss != "auto" else ("bce" if has_feedback else "cross_entropy")
-        inputs = self.feedback_inputs if self.feedback_inputs is not None else has_feedback
-        return dataclasses.replace(self, loss=loss, feedback_inputs=inputs)
-
-
-@dataclass(frozen=True)
-class SASRecRecommenderConfig(SASRecConfig):
-    """SASRec as a recommender; config section ``recommender`` (kind "sasrec").
-
-    The loss and the feedback inputs follow the trial's data by default (``for_data``): on played/skipped
-    feedback, BCE against the next track's feedback with the played/skipped embedding in the input; on data
-    without feedback, the next-item cross-entropy without it. A SASRec built directly (outside a trial)
-    from an undecided config takes the feedback defaults.
-    """
-
-    section: ClassVar[str] = "recommender"
-
-    loss: Literal["cross_entropy", "bce", "auto"] = "auto"  # auto: bce with feedback, cross_entropy without
-    feedback_inputs: bool | None = None  # None: with feedback only
 
 
 class SASRecModel(nn.Module):
@@ -391,25 +297,26 @@ class SASRec:
 
     # ---------------------------------------------------------------------------------------- training
 
-    def fit(
-        self,
-        train_sequences: list[np.ndarray],
-        valid: EvalSet | FeedbackSet | None = None,
-        on_epoch: OnEpoch | None = None,
-        training: TrainingConfig | None = None,
-        feedback: list[np.ndarray] | None = None,
-        epoch_eval: EpochEval | None = None,
-    ) -> SASRec:
-        """Train from the current weights, in this process or on Ray Train workers as ``training`` says.
+    @classmethod
+    def from_catalog(cls, config: SASRecConfig, catalog: ItemCatalog) -> SASRec:
+        """SASRec over the catalogue: its loss and feedback inputs follow the data (``for_data``), the
+        identifier table is used with ``item_representation: sid``, the attributes feed ``components``."""
+        config = config.for_data(has_feedback=catalog.has_feedback)
+        sids = catalog.sids if config.item_representation == "sid" else None
+        return cls(config, catalog.num_items, sids=sids, attributes=catalog.attributes)
 
-        ``feedback``: one 0/1 array per training sequence, aligned with it (1 played, 0 skipped); without it
-        every track counts as played. ``valid``: an EvalSet reports ``valid/loss`` (cross-entropy of the
-        held-out item), a FeedbackSet ``valid/auc`` and ``valid/auc_sessions`` after every epoch.
-        ``epoch_eval(recommender)`` runs on rank 0 after every epoch and its metrics join the report.
+    def fit(self, inputs: RecommenderInputs) -> SASRec:
+        """Train from the current weights, in this process or on Ray Train workers as ``inputs.training`` says.
+
+        ``inputs.feedback``: one 0/1 array per training sequence, aligned with it (1 played, 0 skipped);
+        without it every track counts as played. ``inputs.valid``: an EvalSet reports ``valid/loss``
+        (cross-entropy of the held-out item), a FeedbackSet ``valid/auc`` and ``valid/auc_sessions`` after every
+        epoch. ``inputs.epoch_eval(recommender)`` runs on rank 0 after every epoch and its metrics join the report.
         Sequences shorter than two items carry no pair and are skipped. With ``config.patience`` > 0, training
         stops after that many epochs without a better ``config.stop_metric`` (one of the reported metrics) and
         the best epoch's weights are restored; without it, the last epoch's weights are kept.
         """
+        train_sequences, valid, feedback, epoch_eval = inputs.sequences, inputs.valid, inputs.feedback, inputs.epoch_eval
         _check_sequences(train_sequences, self.num_items)
         if feedback is None:
             feedback = [np.full(len(s), PLAYED, dtype=np.int8) for s in train_sequences]
@@ -425,8 +332,8 @@ class SASRec:
         if valid is not None:
             self._check_valid(valid)
         _check_stop_metric(config, valid, epoch_eval)
-        run = resolve_training(training or TrainingConfig(precision=config.precision), config.device)
-        state = run_training(SASRecTraining(self, data, valid, epoch_eval), run, on_epoch, name="sasrec")
+        run = resolve_training(inputs.training or TrainingConfig(precision=config.precision), config.device)
+        state = run_training(SASRecTraining(self, data, valid, epoch_eval), run, inputs.on_epoch, name="sasrec")
         best = state.get("early_stopping", {}).get("best_model")  # None without early stopping (or no finite value)
         self.model.load_state_dict(best if best is not None else state["model"])
         self.model.eval()

@@ -21,7 +21,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -30,57 +29,21 @@ from torch import nn
 from transformers import T5Config, T5ForConditionalGeneration
 
 from raysid.config import require
-from raysid.distributed import Session, TrainingConfig, epoch_state, resolve_training, resume, run_training
+from raysid.distributed import Session, epoch_state, resolve_training, resume, run_training
 from raysid.data.dataset import EvalSet
-from raysid.recommenders.base import OnEpoch, resolve_device, seed_everything, validate_histories
+from raysid.recommenders.base import (
+    ItemCatalog,
+    RecommenderInputs,
+    resolve_device,
+    seed_everything,
+    validate_histories,
+)
 from raysid.recommenders.constrained import beam_step, finished_items, initial_beams
+from raysid.recommenders.t5_config import T5RecommenderConfig
 from raysid.recommenders.tasks import Task, build_tasks
 from raysid.semantic_ids.table import SemanticIds
 from raysid.semantic_ids.trie import PrefixTrie
 from raysid.semantic_ids.vocab import EOS, PAD, Vocabulary
-
-
-@dataclass(frozen=True)
-class T5RecommenderConfig:
-    """T5 generative recommender hyperparameters; config section ``recommender``."""
-
-    d_model: int = 64  # hidden size of encoder and decoder
-    d_ff: int = 256  # inner size of the feed-forward blocks
-    num_layers: int = 2  # blocks in the encoder and (as many) in the decoder
-    num_heads: int = 4  # attention heads per block
-    d_kv: int = 16  # size of each head's keys and values (T5 does not tie it to d_model / num_heads)
-    dropout: float = 0.1  # dropout rate inside the T5 blocks
-    max_history: int = 20  # the encoder reads the identifiers of the last max_history items
-    epochs: int = 10  # passes over the training samples (0 leaves the model untrained)
-    batch_size: int = 128  # training samples (history, next item) per optimisation step
-    learning_rate: float = 3e-3  # AdamW peak learning rate
-    weight_decay: float = 0.01  # AdamW decoupled weight decay
-    warmup_ratio: float = 0.05  # fraction of steps with linear warmup; then linear decay to 0
-    beam_size: int = 20  # constrained beam width (MusicRec uses 20); recommend needs k <= beam_size
-    eval_batch_size: int = 256  # users per beam search / validation batch
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast is used only on CUDA
-    tasks: tuple[str, ...] = ("mmg",)  # MusicRec's generation tasks: "mmg", "umg", "mma" (see tasks.py)
-    seed: int = 0  # seeds initialisation, dropout and sample order
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "tasks", tuple(self.tasks))
-        positive = ("d_model", "d_ff", "num_layers", "num_heads", "d_kv", "max_history", "batch_size")
-        for name in (*positive, "beam_size", "eval_batch_size"):
-            value = getattr(self, name)
-            require(value >= 1, f"recommender.{name}", f"must be a positive integer, got {value}")
-        require(self.epochs >= 0, "recommender.epochs", f"must be >= 0, got {self.epochs}")
-        require(0.0 <= self.dropout < 1.0, "recommender.dropout", f"must be in [0, 1), got {self.dropout}")
-        require(self.learning_rate > 0, "recommender.learning_rate", f"must be positive, got {self.learning_rate}")
-        require(self.weight_decay >= 0, "recommender.weight_decay", f"must be >= 0, got {self.weight_decay}")
-        require(
-            0.0 <= self.warmup_ratio < 1.0, "recommender.warmup_ratio", f"must be in [0, 1), got {self.warmup_ratio}"
-        )
-        require(
-            self.precision in ("fp32", "bf16"),
-            "recommender.precision",
-            f"got {self.precision!r}; valid choices are: 'fp32', 'bf16'",
-        )
 
 
 @dataclass(frozen=True)
@@ -219,27 +182,27 @@ class T5Recommender:
         return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten())  # logits: (batch, positions+1, vocab)
 
     # ---------------------------------------------------------------------------------------- training
-    def fit(
-        self,
-        train_sequences: list[np.ndarray],
-        valid: EvalSet | None = None,
-        on_epoch: OnEpoch | None = None,
-        training: TrainingConfig | None = None,
-        epoch_eval: EpochEval | None = None,
-    ) -> T5Recommender:
-        """Train from the current weights, in this process or on Ray Train workers as ``training`` says.
+    @classmethod
+    def from_catalog(cls, config: T5RecommenderConfig, catalog: ItemCatalog) -> T5Recommender:
+        """A T5 sized by the catalogue's semantic-ID vocabulary."""
+        require(catalog.sids is not None, "recommender", "kind 't5' ranks semantic IDs: the catalogue needs sids")
+        return cls(config, catalog.sids)
 
-        Sequences shorter than two items carry no sample and are skipped. ``epoch_eval(recommender)`` runs on
-        rank 0 after every epoch (for example validation ranking) and its metrics join the epoch's report.
+    def fit(self, inputs: RecommenderInputs) -> T5Recommender:
+        """Train from the current weights, in this process or on Ray Train workers as ``inputs.training`` says.
+
+        Sequences shorter than two items carry no sample and are skipped. ``inputs.epoch_eval(recommender)``
+        runs on rank 0 after every epoch (for example validation ranking) and its metrics join the epoch's report.
         """
-        sequences = [np.asarray(s, dtype=np.int64) for s in train_sequences if len(s) >= 2]
+        valid, epoch_eval = inputs.valid, inputs.epoch_eval
+        sequences = [np.asarray(s, dtype=np.int64) for s in inputs.sequences if len(s) >= 2]
         if not sequences:
             raise ValueError("T5Recommender needs at least one training sequence of two or more items")
         validate_histories(sequences, self.num_items)
         if valid is not None:
             self._valid_samples(valid)  # fail here, not on a worker
         loop = T5Training(self, sequences, valid, epoch_eval)
-        state = run_training(loop, resolve_training(training, self.config.device), on_epoch, name="t5")
+        state = run_training(loop, resolve_training(inputs.training, self.config.device), inputs.on_epoch, name="t5")
         self.model.load_state_dict(state["model"])
         self.model.eval()
         return self
@@ -364,6 +327,10 @@ class T5Recommender:
     def num_parameters(self) -> int:
         """Number of trainable parameters (the tied embedding / output matrix counted once)."""
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """{"total": trainable parameters}."""
+        return {"total": self.num_parameters()}
 
     def save(self, folder: str | Path) -> None:
         """Write ``t5_config.json``, the semantic IDs and ``t5_weights.pt`` (readable with weights_only=True)."""

@@ -16,7 +16,8 @@ from typing import Any
 import polars as pl
 
 from raysid.config import ConfigError
-from raysid.results import ReportLayout, write_report
+from raysid.reporting.report import write_report
+from raysid.results import ReportLayout
 
 TRIALS = "trials.parquet"
 

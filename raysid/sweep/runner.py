@@ -35,13 +35,14 @@ from raysid import environment
 from raysid.cache import is_uri, open_store
 from raysid.config import ConfigError, flatten, stable_hash
 from raysid.distributed import run_scope
-from raysid.pipeline import TrialConfig, run_trial, trial_config_dict
+from raysid.pipeline.trial import run_trial
+from raysid.trial_config import TrialConfig, trial_config_dict
 from raysid import provenance
 from raysid.provenance import PREFIX as PROVENANCE
-from raysid.results import write_report
+from raysid.reporting.report import write_report
 from raysid.sweep.progress import ReportingStore, StageEvents, SweepProgress
 from raysid.sweep.search import StoredOptunaSearch, load_search, open_storage, study_name
-from raysid.sweep.space import Axis, Study
+from raysid.sweep.space import Axis, Study, count_trials
 from raysid.sweep.table import trial_table
 from raysid.sweep.submit import use_local_token
 from raysid.sweep import exposure, interrupt
@@ -255,10 +256,6 @@ def _fitting_trials(config: TrialConfig) -> int:
     cpus = ray.cluster_resources().get("CPU", 1)
     per_trial = trial_resources(config)["cpu"] + (config.training.cpus if config.training.ray else 0.0)
     return max(1, int(cpus // per_trial))
-
-
-def count_trials(study: Study, smoke: bool = False) -> int:
-    return study.trial_count(smoke)
 
 
 def experiment_name(study: Study, smoke: bool) -> str:

@@ -35,9 +35,11 @@ from typing import Any, Literal
 import yaml
 
 from raysid.config import ConfigError, build, override, require, stable_hash
+from raysid.data.catalog import MODALITIES as CATALOG_MODALITIES
 from raysid.data.importers.source import ImportedConfig, parse_dataset_config
 from raysid.data.importers.store import dataset_folder, read_info
-from raysid.pipeline import TrialConfig, parse_trial_config
+from raysid.pipeline.metrics import is_reported, trial_metric_names
+from raysid.trial_config import TrialConfig, parse_trial_config
 from raysid.results import ReportLayout
 from raysid.sweep.extends import NOT_INHERITED, changes, read_yaml, resolve_extends
 
@@ -127,6 +129,11 @@ class Study:
         return {axis.name: axis.values[0] for axis in self.axes} | {"seed": self.seeds[0]}
 
 
+def count_trials(study: Study, smoke: bool = False) -> int:
+    """The trials a sweep of ``study`` runs (``Study.trial_count``)."""
+    return study.trial_count(smoke)
+
+
 STUDY_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # a study names its results folder: no path in it
 STUDY_KEYS = ("name", "description", "base", "axes", "seeds", "metric", "mode", "search", "report", "smoke", "extends")
 
@@ -151,6 +158,8 @@ def list_studies() -> dict[str, str]:
     found = {}
     for folder in STUDY_DIRS:
         for path in sorted(folder.glob("*.yaml")) if folder.exists() else ():
+            if path.stem in found:  # the working directory's search_spaces/ comes first
+                continue
             try:
                 found.setdefault(path.stem, (load_study(path).description.strip().splitlines() or [""])[0])
             except ConfigError as error:
@@ -367,7 +376,7 @@ def _check_points(study: Study) -> None:
     _check_feedback(study, config)
     known = known_metrics(config)
     examples = [m for m in ("valid/ndcg@10", "test/hr@5", "retrieval/hit@10", "sid/conflict_rate") if m in known]
-    require(study.metric in known, f"{study.source}: metric",
+    require(is_reported(study.metric, known), f"{study.source}: metric",
             f"{study.metric!r} is not a metric these trials report; examples: {', '.join(examples)}")
     epoch_metric = study.metric.startswith("valid/") and config.evaluation.epoch_users > 0
     require(study.search.scheduler != "asha" or epoch_metric, f"{study.source}: search.scheduler",
@@ -409,22 +418,9 @@ def _data_name(dataset: Any) -> str:
     return f"dataset {dataset.name or dataset.path!r}" if isinstance(dataset, ImportedConfig) else "the built-in catalog"
 
 
-CATALOG_MODALITIES = ("text", "audio", "tags")
-
-
 def known_metrics(config: TrialConfig) -> set[str]:
-    """Names of the ranking (when a recommender runs) and SID-quality metrics a trial with this config reports."""
-    quality = {f"sid/{prefix}{m}" for prefix in ("", "test_") for m in ("cur", "cardinality", "conflict_rate")}
-    quality |= {f"retrieval/{m}@{k}" for m in ("precision", "recall", "hit") for k in (5, 10, 20, 50)}
-    quality |= {f"recon/{m}" for m in ("mse", "cosine")}
-    quality |= {f"recon/{modality}/{m}" for modality in CATALOG_MODALITIES for m in ("mse", "cosine")}
-    if config.recommender_kind == "none":
-        return quality
-    ranking = {f"{name}@{k}" for k in config.evaluation.ks for name in ("hr", "ndcg", "recall")} | {"mrr"}
-    if config.recommender_kind == "sasrec":
-        ranking |= {"auc"}  # on datasets with played/skipped feedback (the stratified AUC)
-    splits = {f"{split}/{m}" for split in ("valid", "test") for m in ranking}
-    return splits | {f"popularity/{m}" for m in splits} | quality | {"recommender/parameters"}
+    """Names of the metrics a trial with this config reports, as its stages declare them (``*``: any text)."""
+    return trial_metric_names(config)
 
 
 # dataset keys a study may set that mean the same on an imported dataset (the view and its modalities)

@@ -37,8 +37,9 @@ from ray import tune
 from raysid import provenance
 from raysid.cache import CacheWarning, open_store
 from raysid.config import flatten
-from raysid.pipeline import trial_config_dict
-from raysid.results import COST_COLUMNS, best_rows
+from raysid.reporting.report import COST_COLUMNS
+from raysid.results import best_rows
+from raysid.trial_config import trial_config_dict
 from raysid.sweep import interrupt
 from raysid.sweep.space import Study
 

@@ -8,21 +8,70 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
 from raysid.config import build, to_dict
+
+if TYPE_CHECKING:
+    import torch
+
+    from raysid.training_config import TrainingConfig
 
 OnEpoch = Callable[[int, dict[str, float]], None]
 """Called after each training epoch with (epoch, {"tokenizer/loss": ..., ...})."""
 
 
+@dataclass(frozen=True)
+class TokenizerCapabilities:
+    """What a tokenizer needs and offers, declared by its config (``config.capabilities()``); the pipeline
+    reads these instead of asking which tokenizer it has, and the contract tests check each one."""
+
+    needs_features: bool = True  # fit and encode read the feature matrices (False: they get none)
+    needs_sequences: bool = False  # fit mines the training sequences (FusID's co-occurrence pairs)
+    uses_collaborative: bool = False  # fit learns from CF embeddings (the pipeline trains the collaborative stage)
+    reads_dataset_identifiers: bool = False  # fit reads the identifier table imported with the dataset
+    input_file: str = ""  # a file fit reads; its content joins the tokenizer stage's key
+    reconstructs_inputs: bool = True  # decode rebuilds every fitted modality (else it returns none of them)
+    quantizer: bool = True  # codes index codebooks of a latent space (the ``Quantizer`` methods)
+    seeded: bool = True  # the trial's seed replaces ``config.seed``; another seed gives other identifiers
+    trains_on_ray: bool = False  # fit runs its training loop on Ray Train workers when ``training.ray``
+
+
+@dataclass(frozen=True)
+class TokenizerInputs:
+    """Everything ``Tokenizer.fit`` may learn from; what a tokenizer does not declare a need for is None."""
+
+    features: Mapping[str, np.ndarray] | None  # modality -> (items, dim) float32 for every item; None: no features
+    train_items: np.ndarray  # (train,) sorted item ids the tokenizer fits on
+    sequences: list[np.ndarray] | None = None  # training sequences of item ids (``needs_sequences``)
+    collaborative: np.ndarray | None = None  # (items, d_cf) CF embeddings of every item (``uses_collaborative``)
+    training: TrainingConfig | None = None  # where a neural tokenizer trains (``trains_on_ray``); None: in process
+    on_epoch: OnEpoch | None = None  # progress after every training epoch
+    num_items: int | None = None  # catalogue size; None: the features' row count
+    identifiers: Path | None = None  # the dataset's identifier table (``reads_dataset_identifiers``)
+
+    @property
+    def items(self) -> int:
+        """The catalogue size: ``num_items``, else the features' row count."""
+        if self.num_items is not None:
+            return self.num_items
+        if not self.features:
+            raise ValueError("features: expected at least one modality, got none")
+        return len(next(iter(self.features.values())))
+
+
 @runtime_checkable
 class Tokenizer(Protocol):
-    """Fit on the train items' features, then map every item to a row of codes and back."""
+    """Fit on the train items' inputs, then map every item to a row of codes and back.
+
+    A tokenizer is built as ``cls(config)``; its config declares ``capabilities()``.
+    """
+
+    config: Any
 
     @property
     def codebook_sizes(self) -> tuple[int, ...]:
@@ -34,23 +83,19 @@ class Tokenizer(Protocol):
         """Token prefix of each code position, e.g. ("s1", "s2", "text1", "audio1")."""
         ...
 
-    def fit(
-        self,
-        features: dict[str, np.ndarray],
-        train_items: np.ndarray,
-        collaborative: np.ndarray | None = None,
-        on_epoch: OnEpoch | None = None,
-    ) -> Tokenizer:
-        """Train on rows ``train_items`` of ``features`` (modality -> (items, dim) float32 for all items);
-        ``collaborative`` is (items, d_cf) CF embeddings of all items, or None."""
+    def fit(self, inputs: TokenizerInputs) -> Tokenizer:
+        """Train on rows ``inputs.train_items`` of ``inputs.features`` (and whatever else the config's
+        capabilities declare it uses)."""
         ...
 
-    def encode(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        """Codes of every row: (items, positions) int64, each code in [0, codebook_sizes[position])."""
+    def encode(self, features: Mapping[str, np.ndarray] | None) -> np.ndarray:
+        """Codes of every row: (items, positions) int64, each code in [0, codebook_sizes[position]); a
+        tokenizer that needs no features takes None and codes the catalogue it was fitted on."""
         ...
 
     def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
-        """Reconstruction of each modality from codes: modality -> (items, dim) float32."""
+        """Reconstruction of each fitted modality from codes: modality -> (items, dim) float32 (``{}`` or a
+        fused embedding under its own name when ``reconstructs_inputs`` is False)."""
         ...
 
     def save(self, folder: Path) -> None:
@@ -63,20 +108,38 @@ class Tokenizer(Protocol):
         ...
 
 
-def check_fit_inputs(
-    features: Mapping[str, np.ndarray], train_items: np.ndarray, collaborative: np.ndarray | None
-) -> int:
-    """Validate the arguments of ``Tokenizer.fit``; return the number of items.
+@runtime_checkable
+class Quantizer(Tokenizer, Protocol):
+    """A tokenizer whose codes index codebooks of a latent space (``capabilities().quantizer``): the latent
+    rebuilt from an item's codes is the quantized latent its encoding chose (vector-quantize-pytorch's
+    round trip)."""
+
+    def quantized_latent(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(items, latent dim) float32: each row's latent after quantization, as ``encode`` computes it."""
+        ...
+
+    def latent_from_codes(self, codes: np.ndarray) -> np.ndarray:
+        """(items, latent dim) float32 rebuilt from the codes alone (sum or concatenation of codewords)."""
+        ...
+
+
+def check_fit_inputs(inputs: TokenizerInputs, needs_features: bool = True) -> int:
+    """Validate a ``Tokenizer.fit`` input; return the number of items.
 
     Raises ValueError naming the problem: no modality, a matrix that is not 2-D or finite, matrices with
     different row counts, an empty or out-of-range ``train_items``, or ``collaborative`` with the wrong rows.
+    A tokenizer that needs no features may get none: the catalogue size is then ``inputs.num_items``.
     """
-    if not features:
-        raise ValueError("features: expected at least one modality, got none")
-    rows = {name: _check_matrix(f"features[{name!r}]", matrix) for name, matrix in features.items()}
-    if len(set(rows.values())) > 1:
-        raise ValueError(f"features: modalities have different numbers of rows (items): {rows}")
-    num_items = next(iter(rows.values()))
+    features, train_items, collaborative = inputs.features, inputs.train_items, inputs.collaborative
+    if not needs_features and features is None and inputs.num_items is not None:
+        num_items = inputs.num_items
+    else:
+        if not features:
+            raise ValueError("features: expected at least one modality, got none")
+        rows = {name: _check_matrix(f"features[{name!r}]", matrix) for name, matrix in features.items()}
+        if len(set(rows.values())) > 1:
+            raise ValueError(f"features: modalities have different numbers of rows (items): {rows}")
+        num_items = next(iter(rows.values()))
     train_items = np.asarray(train_items)
     if train_items.ndim != 1 or not np.issubdtype(train_items.dtype, np.integer):
         raise ValueError(f"train_items: expected a 1-D integer array, got {train_items.dtype} {train_items.shape}")
@@ -139,10 +202,14 @@ def saved_inputs(meta: Mapping[str, Any]) -> tuple[tuple[str, ...], dict[str, in
 
 
 def save_weights(module: torch.nn.Module, folder: Path) -> None:
+    import torch
+
     torch.save(module.state_dict(), Path(folder) / "model.pt")
 
 
 def load_weights(module: torch.nn.Module, folder: Path, device: torch.device) -> torch.nn.Module:
     """Load ``model.pt`` into ``module`` with ``weights_only=True`` (no code runs from the file)."""
+    import torch
+
     module.load_state_dict(torch.load(Path(folder) / "model.pt", map_location=device, weights_only=True))
     return module

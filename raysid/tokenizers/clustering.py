@@ -1,8 +1,10 @@
-"""The one faiss k-means every tokenizer uses: codebook initialisation, k-means levels, product quantization."""
+"""The one faiss k-means every tokenizer uses: codebook initialisation, k-means levels, product quantization.
+
+faiss is imported when k-means runs, so the tokenizer configs beside their models parse without it.
+"""
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 
 
@@ -14,6 +16,8 @@ def kmeans_centroids(points: np.ndarray, k: int, niter: int, seed: int, plus_plu
     centroids (k-means on a first batch may see as few points as codes), the centroids are points drawn
     with replacement plus small seeded noise. ``min_points_per_centroid=1`` only silences faiss's warning.
     """
+    import faiss
+
     points = np.ascontiguousarray(points, dtype=np.float32)
     if len(points) < k:
         rng = np.random.default_rng(seed)

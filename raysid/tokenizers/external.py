@@ -6,28 +6,24 @@ is enough. The file is a JSON object mapping every item id of the catalogue (a s
 tokens, e.g. ``{"0": ["<a_1>", "<b_7>", "<c_0>"], …}``. A token is ``<prefix_index>``, ``<prefix.index>`` or
 ``<prefix-index>``; position p's prefix must be the same for every item and names that position, and its
 codebook size is the largest index seen there plus one. fit reads and checks the table (every problem is a
-ValueError naming the file); save keeps a copy, so a loaded tokenizer no longer needs the file. decode carries
-no information and returns zeros of each modality's shape.
+ValueError naming the file); save keeps a copy, so a loaded tokenizer no longer needs the file. The tokenizer
+needs no features (the pipeline builds none for it), and decode reconstructs nothing.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from raysid.config import require
-from raysid.tokenizers.base import OnEpoch, check_fit_inputs, read_meta, saved_inputs, write_meta
-from raysid.tokenizers.kmeans import (
-    check_codes,
-    check_modality_names,
-    encode_rows,
-    select_modalities,
-)
+from raysid.tokenizers.base import TokenizerCapabilities, TokenizerInputs, check_fit_inputs, read_meta, write_meta
+from raysid.tokenizers.kmeans import check_codes, check_modality_names, feature_rows
 
 TOKEN = re.compile(r"<(?P<prefix>[^<>]+)[_.\-](?P<index>\d+)>")  # greedy prefix: "<text_1_5>" is ("text_1", 5)
 _ITEM_ID = re.compile(r"0|[1-9][0-9]*")
@@ -40,17 +36,20 @@ class ExternalConfig:
     """Where the identifier table lies."""
 
     path: str = ""  # JSON file {item_id: [token, …]}; "" = the identifier table imported with the trial's dataset
-    modalities: tuple[str, ...] = ()  # only the shapes of decode's zeros; () = all, in the features' order
+    modalities: tuple[str, ...] = ()  # unused: the identifiers are given, no features are read (kept so studies parse)
     seed: int = 0  # unused: the identifiers are given
+
+    tiny: ClassVar[dict[str, Any]] = {}  # nothing to shrink
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
         check_modality_names(self.modalities, "tokenizer.modalities")
 
-    @property
-    def reads_dataset_identifiers(self) -> bool:
-        """No file given: the pipeline hands over the table imported with the trial's dataset (by its name)."""
-        return not self.path
+    def capabilities(self) -> TokenizerCapabilities:
+        """A given table: no features, no seed, nothing to reconstruct or quantize. Without ``path`` it reads the
+        table imported with the trial's dataset (the pipeline hands it over); with one, that file keys the stage."""
+        return TokenizerCapabilities(needs_features=False, reads_dataset_identifiers=not self.path, input_file=self.path,
+                                     reconstructs_inputs=False, quantizer=False, seeded=False)
 
 
 def read_table(path: str, num_items: int) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -126,8 +125,6 @@ class ExternalTokenizer:
 
     def __init__(self, config: ExternalConfig):
         self.config = config
-        self.modalities: tuple[str, ...] = ()  # set at fit
-        self.input_dims: dict[str, int] = {}
         self.codes: np.ndarray | None = None  # (items, positions) int64
         self.names: tuple[str, ...] = ()
 
@@ -142,18 +139,12 @@ class ExternalTokenizer:
         self._codes()
         return self.names
 
-    def fit(
-        self,
-        features: dict[str, np.ndarray],
-        train_items: np.ndarray,
-        collaborative: np.ndarray | None = None,
-        on_epoch: OnEpoch | None = None,
-    ) -> ExternalTokenizer:
-        """Read and check the table against the catalogue (one row per item of ``features``)."""
-        num_items = check_fit_inputs(features, train_items, collaborative)
-        self.modalities = select_modalities(features, self.config.modalities)
-        self.input_dims = {name: int(features[name].shape[1]) for name in self.modalities}
-        self.codes, self.names = read_table(self.config.path, num_items)
+    def fit(self, inputs: TokenizerInputs) -> ExternalTokenizer:
+        """Read and check the table against the catalogue: ``config.path``, else the dataset's table
+        (``inputs.identifiers``)."""
+        num_items = check_fit_inputs(inputs, needs_features=False)
+        path = self.config.path or (str(inputs.identifiers) if inputs.identifiers else "")
+        self.codes, self.names = read_table(path, num_items)
         return self
 
     def _codes(self) -> np.ndarray:
@@ -161,33 +152,28 @@ class ExternalTokenizer:
             raise RuntimeError("ExternalTokenizer: call fit or load first")
         return self.codes
 
-    def encode(self, features: dict[str, np.ndarray]) -> np.ndarray:
-        """The table's codes: (items, positions) int64; ``features`` must have the catalogue's rows."""
+    def encode(self, features: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """The table's codes: (items, positions) int64; features, when given, must have the catalogue's rows."""
         codes = self._codes()
-        num_items = encode_rows(features, self.input_dims)
-        if num_items != len(codes):
-            raise ValueError(f"features: the identifier table has {len(codes)} items, got {num_items} rows")
+        if features is not None and feature_rows(features) != len(codes):
+            raise ValueError(f"features: the identifier table has {len(codes)} items, got {feature_rows(features)} rows")
         return codes.copy()
 
     def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
-        """Zeros (items, dim_m) float32 for every modality: imported identifiers carry no content to reconstruct."""
-        codes = check_codes(codes, self.codebook_sizes)
-        return {name: np.zeros((len(codes), dim), np.float32) for name, dim in self.input_dims.items()}
+        """``{}``: imported identifiers carry no content to reconstruct."""
+        check_codes(codes, self.codebook_sizes)
+        return {}
 
     def save(self, folder: Path) -> None:
-        """Write ``tokenizer.json`` (config, modalities, input dims, prefixes) and ``codes.npy``."""
+        """Write ``tokenizer.json`` (config, prefixes) and ``codes.npy``."""
         codes = self._codes()
-        folder = write_meta(
-            folder, self.config, modalities=list(self.modalities), input_dims=self.input_dims, names=list(self.names)
-        )
-        np.save(folder / "codes.npy", codes)
+        np.save(write_meta(folder, self.config, names=list(self.names)) / "codes.npy", codes)
 
     @classmethod
     def load(cls, folder: Path) -> ExternalTokenizer:
         """Rebuild a tokenizer written by ``save``, without reading the original table."""
         config, meta = read_meta(folder, ExternalConfig)
         tokenizer = cls(config)
-        tokenizer.modalities, tokenizer.input_dims = saved_inputs(meta)
         tokenizer.names = tuple(meta["names"])
         tokenizer.codes = np.load(Path(folder) / "codes.npy")
         return tokenizer

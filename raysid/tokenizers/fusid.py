@@ -43,19 +43,18 @@ Choices where the paper is silent or loose:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from raysid.config import require
-from raysid.devices import check_device, resolve_device
-from raysid.distributed import Session, TrainingConfig, resolve_training, run_training
+from raysid.devices import resolve_device
+from raysid.distributed import Session, resolve_training, run_training
 from raysid.tokenizers.base import (
-    OnEpoch,
+    TokenizerInputs,
     check_encode_inputs,
     check_fit_inputs,
     load_weights,
@@ -65,74 +64,11 @@ from raysid.tokenizers.base import (
     write_meta,
 )
 from raysid.tokenizers.clustering import kmeans_centroids
+from raysid.tokenizers.fusid_config import FusIDConfig
 
 _EVAL_BATCH = 4096  # rows per forward pass in embed/encode
 _EPSILON = 1e-4  # ε of eq. 3, inside the square root
 _NEGATIVE_ROUNDS = 50  # rejection-sampling rounds when drawing negative pairs
-
-
-@dataclass(frozen=True)
-class FusIDConfig:
-    """Hyperparameters of FusID; defaults follow the paper's implementation details where it gives them."""
-
-    hidden_dim: int = 2048  # width of the projection head's hidden layer (paper: 3072 -> 2048)
-    num_subembeddings: int = 5  # n: sub-embeddings, i.e. code positions
-    subembedding_dim: int = 128  # d: width of each sub-embedding e_i
-    codebook_size: int = 1024  # K: k-means centroids per sub-embedding
-    contrastive_loss: bool = True  # train with L_cont (eq. 1)
-    regularizer: bool = True  # train with α·(L_cov + L_var) (eqs. 2-3); false = Table 1's ablation
-    alpha: float = 0.2  # α: weight of the regulariser
-    gamma: float = 1.0  # γ: target standard deviation of every fused dimension (eq. 3)
-    margin: float = 1.0  # m: negatives are pushed to distance >= m (mse: = m); not given, 1 is eq. 1's target
-    contrastive_form: Literal["margin", "mse"] = "margin"  # negatives: max(0, m - D)^2 or (m - D)^2 (eq. 1)
-    distance: Literal["euclidean", "rms"] = "rms"  # D / sqrt(n*d) (default, see above) or the paper's Euclidean D
-    window: int = 5  # co-occurrence window in playlist positions (not given in the paper)
-    positive_quantile: float = 0.9  # normalised co-occurrence at or above this quantile -> positive pair
-    negative_quantile: float = 0.1  # at or below this quantile (or never co-occurring) -> negative pair
-    pairs_per_epoch: int = 20000  # pairs drawn per epoch, half positive and half negative
-    epochs: int = 30  # passes, each over a fresh draw of pairs
-    batch_size: int = 128  # pairs per Adam step (paper: 128)
-    learning_rate: float = 5e-4  # Adam (paper: 5e-4)
-    niter: int = 25  # k-means iterations per sub-embedding
-    modalities: tuple[str, ...] = ()  # modalities to fuse, in this order; empty = all given to fit
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
-    seed: int = 0  # weights, pair sampling, k-means
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "modalities", tuple(self.modalities))
-        where = "tokenizer"
-        for name in ("hidden_dim", "num_subembeddings", "subembedding_dim", "window", "pairs_per_epoch"):
-            value = getattr(self, name)
-            require(value >= 1, f"{where}.{name}", f"must be >= 1, got {value}")
-        size = self.codebook_size
-        require(size >= 1, f"{where}.codebook_size", f"codebook size must be >= 1, got {size}")
-        require(
-            self.contrastive_loss or self.regularizer,
-            f"{where}.contrastive_loss",
-            "contrastive_loss and regularizer are both false; FusID needs at least one loss to train",
-        )
-        require(self.alpha >= 0, f"{where}.alpha", f"must be >= 0, got {self.alpha}")
-        require(self.gamma > 0, f"{where}.gamma", f"must be > 0, got {self.gamma}")
-        require(self.margin > 0, f"{where}.margin", f"must be > 0, got {self.margin}")
-        forms = ("margin", "mse")
-        require(self.contrastive_form in forms, f"{where}.contrastive_form", f"expected one of {forms}")
-        distances = ("euclidean", "rms")
-        require(self.distance in distances, f"{where}.distance", f"expected one of {distances}")
-        low, high = self.negative_quantile, self.positive_quantile
-        require(0 <= high <= 1, f"{where}.positive_quantile", f"must lie in [0, 1], got {high}")
-        require(
-            0 <= low < high,
-            f"{where}.negative_quantile",
-            f"must lie in [0, positive_quantile={high}), got {low}",
-        )
-        for name in ("epochs", "batch_size", "niter"):
-            value = getattr(self, name)
-            require(value >= 1, f"{where}.{name}", f"must be >= 1, got {value}")
-        require(self.learning_rate > 0, f"{where}.learning_rate", f"must be > 0, got {self.learning_rate}")
-        for name in self.modalities:
-            require(isinstance(name, str), f"{where}.modalities", f"expected modality names, got {name!r}")
-            require(self.modalities.count(name) == 1, f"{where}.modalities", f"{name!r} is listed more than once")
-        check_device(self.device, f"{where}.device")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -389,8 +325,6 @@ def fusid_losses(model: nn.Module, config: FusIDConfig, x: torch.Tensor, pairs: 
 class FusIDTokenizer:
     """FusID behind the ``Tokenizer`` contract (see ``raysid.tokenizers.base``); ``fit`` also needs sequences."""
 
-    needs_sequences = True  # the pipeline passes the training sequences to fit (co-occurrence mining)
-
     def __init__(self, config: FusIDConfig):
         self.config = config
         self.modalities: tuple[str, ...] = ()  # set at fit: config.modalities, or all features in order
@@ -408,21 +342,14 @@ class FusIDTokenizer:
         """("p1", …, "pn"): one position per sub-embedding."""
         return tuple(f"p{i}" for i in range(1, self.config.num_subembeddings + 1))
 
-    def fit(
-        self,
-        features: dict[str, np.ndarray],
-        train_items: np.ndarray,
-        collaborative: np.ndarray | None = None,
-        on_epoch: OnEpoch | None = None,
-        sequences: list[np.ndarray] | None = None,
-        training: TrainingConfig | None = None,
-    ) -> FusIDTokenizer:
-        """Train f_θ on pairs of ``train_items`` mined from ``sequences`` (training playlists of item ids),
-        then fit the PQ codebooks on the train items. ``collaborative`` is not used (FusID's playlist
-        modality, if any, is one of ``features``). ``sequences`` may be None only without the contrastive loss.
-        f_θ trains in this process or on Ray Train workers as ``training`` says; the PQ k-means runs here.
+    def fit(self, inputs: TokenizerInputs) -> FusIDTokenizer:
+        """Train f_θ on pairs of ``inputs.train_items`` mined from ``inputs.sequences`` (training playlists of
+        item ids), then fit the PQ codebooks on the train items (FusID's playlist modality, if any, is one of
+        the features). ``sequences`` may be None only without the contrastive loss. f_θ trains in this process
+        or on Ray Train workers as ``inputs.training`` says; the PQ k-means runs here.
         """
-        num_items = check_fit_inputs(features, train_items, collaborative)
+        num_items = check_fit_inputs(inputs)
+        features, train_items, sequences = inputs.features, inputs.train_items, inputs.sequences
         config = self.config
         if config.contrastive_loss and sequences is None:
             raise ValueError("FusID mines contrastive pairs from co-occurrence and needs the training sequences")
@@ -437,7 +364,7 @@ class FusIDTokenizer:
         position = np.full(num_items, -1, dtype=np.int64)
         position[rows] = np.arange(len(rows))  # item id -> row of x
         loop = FusIDTraining(config, x, sampler, position)
-        state = run_training(loop, resolve_training(training, config.device), on_epoch, name="fusid")
+        state = run_training(loop, resolve_training(inputs.training, config.device), inputs.on_epoch, name="fusid")
         network = build_network(config, x.shape[1])
         network.load_state_dict(state["model"])
         self.network = network.to(self.device)
@@ -507,6 +434,18 @@ class FusIDTokenizer:
 
         FusID has no decoder back to the input modalities, so no per-modality reconstruction exists.
         """
+        return {"fused": self.latent_from_codes(codes)}
+
+    @torch.no_grad()
+    def quantized_latent(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(items, n*d) float32: each sub-embedding of E replaced by its nearest centroid."""
+        network = self._network().eval()
+        fused = torch.as_tensor(self.embed(dict(features)), device=self.device)  # (items, n*d)
+        return network.reconstruct(network.nearest(fused)).cpu().numpy().astype(np.float32)
+
+    @torch.no_grad()
+    def latent_from_codes(self, codes: np.ndarray) -> np.ndarray:
+        """(items, n*d) float32: the centroid of each code, concatenated."""
         network = self._network()
         codes = np.asarray(codes)
         n, size = self.config.num_subembeddings, self.config.codebook_size
@@ -515,7 +454,7 @@ class FusIDTokenizer:
         if codes.size and (codes.min() < 0 or codes.max() >= size):
             raise ValueError(f"codes: values must lie in [0, {size})")
         codes_t = torch.as_tensor(codes, dtype=torch.long, device=self.device)
-        return {"fused": network.reconstruct(codes_t).cpu().numpy().astype(np.float32)}
+        return network.reconstruct(codes_t).cpu().numpy().astype(np.float32)
 
     def save(self, folder: Path) -> None:
         """Write ``tokenizer.json`` (config, modalities, input dims) and ``model.pt`` (weights and centroids)."""

@@ -22,13 +22,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from raysid.config import ConfigError, require
 from raysid.tokenizers.base import (
-    OnEpoch,
+    TokenizerCapabilities,
+    TokenizerInputs,
     check_encode_inputs,
     check_fit_inputs,
     read_meta,
@@ -50,12 +51,18 @@ class KMeansConfig:
     modalities: tuple[str, ...] = ()  # modalities to concatenate, in this order; () = all, in the features' order
     seed: int = 0  # faiss k-means initialisation
 
+    tiny: ClassVar[dict[str, Any]] = {"codebook_size": 16}  # a fit of seconds on a tiny catalog (contract tests)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
         where = "tokenizer"
         require(self.codebook_size >= 1, f"{where}.codebook_size", f"must be >= 1, got {self.codebook_size}")
         require(self.niter >= 1, f"{where}.niter", f"must be >= 1, got {self.niter}")
         check_modality_names(self.modalities, f"{where}.modalities")
+
+    def capabilities(self) -> TokenizerCapabilities:
+        """Features in, centroids out: reconstructs its inputs, quantizes them, seeded, in process."""
+        return TokenizerCapabilities()
 
 
 def check_modality_names(modalities: tuple[str, ...], where: str) -> None:
@@ -81,6 +88,14 @@ def encode_rows(features: Mapping[str, np.ndarray], input_dims: Mapping[str, int
     if missing:
         raise ValueError(f"features: missing modalities {missing}; the tokenizer was fit on {list(input_dims)}")
     return check_encode_inputs({name: features[name] for name in input_dims}, input_dims)
+
+
+def feature_rows(features: Mapping[str, np.ndarray]) -> int:
+    """The row count (items) all modalities of ``features`` share; ValueError when none is given or they differ."""
+    rows = {name: len(matrix) for name, matrix in features.items()}
+    if len(set(rows.values())) != 1:
+        raise ValueError(f"features: expected modalities with the same number of rows (items), got {rows or 'none'}")
+    return next(iter(rows.values()))
 
 
 def stack_features(
@@ -155,18 +170,13 @@ class ConcatenatedKMeans:
         """("{prefix}1", …, "{prefix}L")."""
         return tuple(f"{self.position_prefix}{level}" for level in range(1, len(self.codebook_sizes) + 1))
 
-    def fit(
-        self,
-        features: dict[str, np.ndarray],
-        train_items: np.ndarray,
-        collaborative: np.ndarray | None = None,
-        on_epoch: OnEpoch | None = None,
-    ) -> ConcatenatedKMeans:
-        """k-means of the train rows level by level (seed + level); ``collaborative`` is not used.
+    def fit(self, inputs: TokenizerInputs) -> ConcatenatedKMeans:
+        """k-means of the train rows level by level (seed + level).
 
-        ``on_epoch`` is called once, with the train reconstruction MSE as ``tokenizer/loss``.
+        ``inputs.on_epoch`` is called once, with the train reconstruction MSE as ``tokenizer/loss``.
         """
-        check_fit_inputs(features, train_items, collaborative)
+        check_fit_inputs(inputs)
+        features, train_items, on_epoch = inputs.features, inputs.train_items, inputs.on_epoch
         self.modalities = select_modalities(features, self.config.modalities)
         self.input_dims = {name: int(features[name].shape[1]) for name in self.modalities}
         residual = stack_features(features, self.modalities, self.config.normalize, np.asarray(train_items))
@@ -192,12 +202,26 @@ class ConcatenatedKMeans:
 
     def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
         """Sum of the chosen centroids of every level, split back into the modalities: modality -> (items, dim)."""
+        return split_columns(self.latent_from_codes(codes), self.input_dims)
+
+    def quantized_latent(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(items, Σ dim_m) float32: the stacked features minus the residual the last level leaves."""
+        self._check_fitted()
+        encode_rows(features, self.input_dims)
+        stacked = stack_features(features, self.modalities, self.config.normalize)  # (items, Σ dim_m)
+        residual = stacked
+        for centroids in self.codebooks:
+            residual = residual - centroids[nearest_centroid(residual, centroids)]
+        return stacked - residual
+
+    def latent_from_codes(self, codes: np.ndarray) -> np.ndarray:
+        """(items, Σ dim_m) float32: the sum of every level's chosen centroid."""
         self._check_fitted()
         codes = check_codes(codes, self.codebook_sizes)
         total = np.zeros((len(codes), sum(self.input_dims.values())), np.float32)
         for level, centroids in enumerate(self.codebooks):
             total += centroids[codes[:, level]]
-        return split_columns(total, self.input_dims)
+        return total
 
     def _check_fitted(self) -> None:
         if not self.codebooks:

@@ -17,6 +17,7 @@ Where the paper is silent:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -26,11 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysid.config import require
-from raysid.devices import check_device, resolve_device
-from raysid.distributed import Session, TrainingConfig, epoch_state, resolve_training, resume, run_training, unwrap
+from raysid.devices import resolve_device
+from raysid.distributed import Session, epoch_state, resolve_training, resume, run_training, unwrap
 from raysid.tokenizers.base import (
-    OnEpoch,
+    TokenizerInputs,
     check_encode_inputs,
     check_fit_inputs,
     load_weights,
@@ -39,66 +39,10 @@ from raysid.tokenizers.base import (
     saved_inputs,
     write_meta,
 )
+from raysid.tokenizers.musicrec_config import MusicRecConfig
 from raysid.tokenizers.quantizers import ResidualQuantizer
 
 _EVAL_BATCH = 4096  # rows per forward pass in encode/decode
-
-
-@dataclass(frozen=True)
-class MusicRecConfig:
-    """Hyperparameters of the MusicRec tokenizer; defaults follow the paper's implementation details."""
-
-    latent_dim: int = 32  # d: latent and specific-codeword dimension per modality
-    hidden_dims: tuple[int, ...] = (256, 128)  # MLP encoder widths (Linear+ReLU); decoders mirror them
-    shared_levels: int = 2  # L_e: shared codebooks, codewords in R^{M·d}
-    specific_levels: int = 2  # L_c: codebooks per modality, codewords in R^d
-    total_levels: int = 0  # > 0: the study fixes L_e + L_c (the paper's 4 for its ratio sweep); 0 = unchecked
-    codebook_size: int = 256  # N: codewords per codebook
-    commitment_weight: float = 0.25  # μ of eq. 8
-    alpha: float = 1e-2  # weight of L_align (eq. 12)
-    beta: float = 1e-4  # weight of L_relation (eq. 12)
-    temperature: float = 0.1  # τ of the InfoNCE of eq. 10 (not given in the paper)
-    epochs: int = 60  # passes over the train items
-    batch_size: int = 256  # items per Adam step (also the in-batch negatives of L_align)
-    learning_rate: float = 1e-3  # Adam
-    reset_dead_codes: bool = True  # re-seed codes unused in an epoch to live residuals
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
-    seed: int = 0  # weights, k-means, shuffling, dead-code resets
-
-    @property
-    def needs_collaborative(self) -> bool:
-        """Whether fitting uses CF embeddings (L_align or L_relation switched on)."""
-        return self.alpha > 0 or self.beta > 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
-        where = "tokenizer"
-        require(self.latent_dim >= 1, f"{where}.latent_dim", f"must be >= 1, got {self.latent_dim}")
-        widths_ok = all(h >= 1 for h in self.hidden_dims)
-        require(widths_ok, f"{where}.hidden_dims", f"widths must be >= 1, got {self.hidden_dims}")
-        require(self.shared_levels >= 0, f"{where}.shared_levels", f"must be >= 0, got {self.shared_levels}")
-        require(self.specific_levels >= 0, f"{where}.specific_levels", f"must be >= 0, got {self.specific_levels}")
-        require(
-            self.shared_levels + self.specific_levels >= 1,
-            f"{where}.shared_levels",
-            "shared_levels + specific_levels must be >= 1 (an identifier needs at least one code)",
-        )
-        require(
-            self.total_levels <= 0 or self.shared_levels + self.specific_levels == self.total_levels,
-            f"{where}.shared_levels",
-            f"shared_levels + specific_levels = {self.shared_levels} + {self.specific_levels} does not add up to "
-            f"total_levels = {self.total_levels} (a shared:specific ratio splits a fixed number of codebooks)",
-        )
-        require(self.codebook_size >= 1, f"{where}.codebook_size", f"must be >= 1, got {self.codebook_size}")
-        mu = self.commitment_weight
-        require(mu >= 0, f"{where}.commitment_weight", f"must be >= 0, got {mu}")
-        require(self.alpha >= 0, f"{where}.alpha", f"must be >= 0, got {self.alpha}")
-        require(self.beta >= 0, f"{where}.beta", f"must be >= 0, got {self.beta}")
-        require(self.temperature > 0, f"{where}.temperature", f"must be > 0, got {self.temperature}")
-        require(self.epochs >= 1, f"{where}.epochs", f"must be >= 1, got {self.epochs}")
-        require(self.batch_size >= 1, f"{where}.batch_size", f"must be >= 1, got {self.batch_size}")
-        require(self.learning_rate > 0, f"{where}.learning_rate", f"must be > 0, got {self.learning_rate}")
-        check_device(self.device, f"{where}.device")
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:
@@ -336,17 +280,11 @@ class MusicRecTokenizer:
         levels = range(1, self.config.specific_levels + 1)
         return shared + tuple(f"{name}{level}" for name in self.modalities for level in levels)
 
-    def fit(
-        self,
-        features: dict[str, np.ndarray],
-        train_items: np.ndarray,
-        collaborative: np.ndarray | None = None,
-        on_epoch: OnEpoch | None = None,
-        training: TrainingConfig | None = None,
-    ) -> MusicRecTokenizer:
-        """Train on the rows ``train_items`` with Adam (see the module docstring for the loss), in this
-        process or on Ray Train workers as ``training`` says."""
-        check_fit_inputs(features, train_items, collaborative)
+    def fit(self, inputs: TokenizerInputs) -> MusicRecTokenizer:
+        """Train on the rows ``inputs.train_items`` with Adam (see the module docstring for the loss), in this
+        process or on Ray Train workers as ``inputs.training`` says."""
+        check_fit_inputs(inputs)
+        features, train_items, collaborative = inputs.features, inputs.train_items, inputs.collaborative
         config = self.config
         self.modalities = tuple(features)
         self.input_dims = {name: int(matrix.shape[1]) for name, matrix in features.items()}
@@ -357,7 +295,7 @@ class MusicRecTokenizer:
             config, [np.asarray(features[name][rows], np.float32) for name in self.modalities],
             np.asarray(collaborative[rows], np.float32) if use_cf else None,
         )
-        state = run_training(loop, resolve_training(training, config.device), on_epoch, name="musicrec")
+        state = run_training(loop, resolve_training(inputs.training, config.device), inputs.on_epoch, name="musicrec")
         network = build_network(config, list(self.input_dims.values()), self.cf_dim)
         network.load_state_dict(state["model"])
         self.network = network.to(self.device)
@@ -389,14 +327,35 @@ class MusicRecTokenizer:
         return torch.cat(codes).numpy().astype(np.int64)
 
     @torch.no_grad()
-    def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-modality reconstructions x̂_m (items, dim_m) float32 of identifiers (items, positions)."""
+    def quantized_latent(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """ẑ (items, M·d) float32 of every row: shared chunk plus specific sum per modality (eq. 6)."""
         network = self._network().eval()
+        num_items = check_encode_inputs(features, self.input_dims)
+        latents = []
+        for start in range(0, num_items, _EVAL_BATCH):
+            xs = [self._tensor(features[name][start : start + _EVAL_BATCH]) for name in self.modalities]
+            latents.append(network.quantize(network.latent(xs)).zhat.cpu())
+        return torch.cat(latents).numpy() if latents else np.zeros((0, len(self.modalities) * self.config.latent_dim), np.float32)
+
+    @torch.no_grad()
+    def latent_from_codes(self, codes: np.ndarray) -> np.ndarray:
+        """ẑ (items, M·d) float32 rebuilt from identifiers by the same sums (``zhat_from_codes``)."""
+        batch = torch.as_tensor(self._check_codes(codes), dtype=torch.long, device=self.device)
+        return self._network().zhat_from_codes(batch).cpu().numpy()
+
+    def _check_codes(self, codes: np.ndarray) -> np.ndarray:
         codes = np.asarray(codes)
         if codes.ndim != 2 or codes.shape[1] != self._identifier_length():
             raise ValueError(f"codes: expected shape (items, {self._identifier_length()}), got {codes.shape}")
         if codes.size and (codes.min() < 0 or codes.max() >= self.config.codebook_size):
             raise ValueError(f"codes: values must lie in [0, {self.config.codebook_size})")
+        return codes
+
+    @torch.no_grad()
+    def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-modality reconstructions x̂_m (items, dim_m) float32 of identifiers (items, positions)."""
+        network = self._network().eval()
+        codes = self._check_codes(codes)
         parts: list[list[np.ndarray]] = [[] for _ in self.modalities]
         for start in range(0, len(codes), _EVAL_BATCH):
             batch = torch.as_tensor(codes[start : start + _EVAL_BATCH], dtype=torch.long, device=self.device)

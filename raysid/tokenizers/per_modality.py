@@ -11,19 +11,10 @@ as ``<TEXT1-5>``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
-from raysid.tokenizers.rqvae import RQVAEConfig, RQVAETokenizer
-
-
-@dataclass(frozen=True)
-class PerModalityConfig(RQVAEConfig):
-    """Hyperparameters of 3MToken: the fields of ``RQVAEConfig``, applied to each modality's own RQ-VAE.
-
-    ``modalities`` picks which modalities get tokens (() = all, in the features' order); the same
-    hidden_dims, latent_dim (d_z), codebook_sizes (K_l), β and training settings serve every modality.
-    """
+from raysid.tokenizers.per_modality_config import PerModalityConfig
+from raysid.tokenizers.rqvae import RQVAETokenizer
 
 
 class PerModalityTokenizer(RQVAETokenizer):

@@ -8,8 +8,10 @@ splits the sum back into the modalities. Level l's k-means is seeded with ``seed
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from raysid.config import require
+from raysid.tokenizers.base import TokenizerCapabilities
 from raysid.tokenizers.kmeans import ConcatenatedKMeans, check_modality_names
 
 
@@ -23,6 +25,8 @@ class ResidualKMeansConfig:
     modalities: tuple[str, ...] = ()  # modalities to concatenate, in this order; () = all, in the features' order
     seed: int = 0  # level l's k-means uses seed + l - 1
 
+    tiny: ClassVar[dict[str, Any]] = {"codebook_sizes": [8, 8]}  # a fit of seconds on a tiny catalog (contract tests)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "codebook_sizes", tuple(self.codebook_sizes))
         object.__setattr__(self, "modalities", tuple(self.modalities))
@@ -32,6 +36,10 @@ class ResidualKMeansConfig:
         require(all(size >= 1 for size in sizes), f"{where}.codebook_sizes", f"sizes must be >= 1, got {sizes}")
         require(self.niter >= 1, f"{where}.niter", f"must be >= 1, got {self.niter}")
         check_modality_names(self.modalities, f"{where}.modalities")
+
+    def capabilities(self) -> TokenizerCapabilities:
+        """Features in, summed centroids out: reconstructs its inputs, quantizes them, seeded, in process."""
+        return TokenizerCapabilities()
 
 
 class ResidualKMeansTokenizer(ConcatenatedKMeans):

@@ -23,7 +23,7 @@ Where we differ from or fill in the paper:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,10 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from raysid.config import ConfigError, require
-from raysid.devices import check_device
+from raysid.config import ConfigError
 from raysid.tokenizers.base import (
-    OnEpoch,
+    TokenizerInputs,
     check_encode_inputs,
     check_fit_inputs,
     load_weights,
@@ -44,63 +43,12 @@ from raysid.tokenizers.base import (
     saved_inputs,
     write_meta,
 )
-from raysid.distributed import Session, TrainingConfig, epoch_state, resolve_training, resume, run_training, unwrap
+from raysid.distributed import Session, epoch_state, resolve_training, resume, run_training, unwrap
 from raysid.tokenizers.musicrec import resolve_device
 from raysid.tokenizers.quantizers import ResidualQuantizer
+from raysid.tokenizers.rqvae_config import RQVAEConfig
 
 _EVAL_BATCH = 4096  # rows per forward pass in encode/decode
-
-
-@dataclass(frozen=True)
-class RQVAEConfig:
-    """Hyperparameters of the RQ-VAE tokenizer; architecture defaults follow 3MToken (section 3, appendix B)."""
-
-    modalities: tuple[str, ...] = ()  # modalities to tokenize, in this order; () = all, in the features' order
-    hidden_dims: tuple[int, ...] = (512, 256, 128)  # encoder widths (Linear+BatchNorm+ReLU); the decoder mirrors
-    latent_dim: int = 32  # d_z
-    codebook_sizes: tuple[int, ...] = (32, 64, 128)  # K_l of each level; its length is L
-    commitment_weight: float = 0.25  # β
-    epochs: int = 50  # passes over the train items
-    batch_size: int = 256  # items per AdamW step; the first batch also seeds the k-means init
-    learning_rate: float = 1e-3  # AdamW
-    reset_dead_codes: bool = True  # re-seed codes unused in an epoch to live residuals
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:N"
-    seed: int = 0  # weights, k-means, shuffling, dead-code resets
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "codebook_sizes", tuple(self.codebook_sizes))
-        validate_codebook_sizes(self.codebook_sizes, "tokenizer.codebook_sizes")
-        validate_autoencoder_fields(self)
-
-
-def validate_codebook_sizes(sizes: tuple[int, ...], where: str) -> None:
-    """At least one level, every K_l >= 1; ConfigError naming ``where`` otherwise."""
-    require(len(sizes) >= 1, where, "at least one level is needed (one codebook size per level), got none")
-    require(all(size >= 1 for size in sizes), where, f"codebook size must be >= 1, got {sizes}")
-
-
-def validate_autoencoder_fields(config: Any) -> None:
-    """Checks shared by the RQ-VAE, per-modality and VQ-VAE configs (every field but the codebooks).
-
-    Normalises ``modalities`` and ``hidden_dims`` to tuples (YAML gives lists).
-    """
-    object.__setattr__(config, "modalities", tuple(config.modalities))
-    object.__setattr__(config, "hidden_dims", tuple(config.hidden_dims))
-    where = "tokenizer"
-    names = config.modalities
-    names_ok = all(isinstance(name, str) and name for name in names) and len(set(names)) == len(names)
-    require(names_ok, f"{where}.modalities", f"expected distinct non-empty names, got {names}")
-    widths_ok = all(width >= 1 for width in config.hidden_dims)
-    require(widths_ok, f"{where}.hidden_dims", f"widths must be >= 1, got {config.hidden_dims}")
-    require(config.latent_dim >= 1, f"{where}.latent_dim", f"must be >= 1, got {config.latent_dim}")
-    beta = config.commitment_weight
-    require(beta >= 0, f"{where}.commitment_weight", f"must be >= 0, got {beta}")
-    require(config.epochs >= 1, f"{where}.epochs", f"must be >= 1, got {config.epochs}")
-    batch = config.batch_size
-    require(batch >= 2, f"{where}.batch_size", f"must be >= 2 (BatchNorm needs two rows per batch), got {batch}")
-    lr = config.learning_rate
-    require(lr > 0, f"{where}.learning_rate", f"must be > 0, got {lr}")
-    check_device(config.device, f"{where}.device")
 
 
 def _mlp(widths: list[int]) -> nn.Sequential:
@@ -294,30 +242,26 @@ class RQVAETokenizer:
             raise RuntimeError(f"{type(self).__name__}: modalities are known after fit or load")
         return self.modalities
 
-    def fit(
-        self,
-        features: dict[str, np.ndarray],
-        train_items: np.ndarray,
-        collaborative: np.ndarray | None = None,
-        on_epoch: OnEpoch | None = None,
-        training: TrainingConfig | None = None,
-    ) -> RQVAETokenizer:
-        """Train on the rows ``train_items`` with AdamW, in this process or on Ray Train workers as
-        ``training`` says; ``collaborative`` is not used."""
-        config = self.config
+    def fit(self, inputs: TokenizerInputs) -> RQVAETokenizer:
+        """Train on the rows ``inputs.train_items`` with AdamW, in this process or on Ray Train workers as
+        ``inputs.training`` says."""
+        config, features = self.config, inputs.features
+        if not features:
+            raise ValueError("features: expected at least one modality, got none")
         selected = {name: features[name] for name in select_modalities(features, config.modalities)}
-        check_fit_inputs(selected, train_items, collaborative)
-        rows = np.asarray(train_items, dtype=np.int64)
+        check_fit_inputs(replace(inputs, features=selected))
+        rows = np.asarray(inputs.train_items, dtype=np.int64)
         if len(rows) < 2:
             raise ValueError(f"train_items: BatchNorm needs at least 2 training rows, got {len(rows)}")
         self.modalities = tuple(selected)
         self.input_dims = {name: int(matrix.shape[1]) for name, matrix in selected.items()}
         groups = self._groups()
-        inputs = [_group_array(selected, group, rows) for group in groups]  # per group (n, Σ dims)
+        arrays = [_group_array(selected, group, rows) for group in groups]  # per group (n, Σ dims)
         names = ["+".join(group) for group in groups] if len(groups) > 1 else []
-        loop = RQVAETraining(config, inputs, names)
-        state = run_training(loop, resolve_training(training, config.device), on_epoch, name=type(self).__name__)
-        networks = build_networks(config, [x.shape[1] for x in inputs])
+        loop = RQVAETraining(config, arrays, names)
+        training = resolve_training(inputs.training, config.device)
+        state = run_training(loop, training, inputs.on_epoch, name=type(self).__name__)
+        networks = build_networks(config, [x.shape[1] for x in arrays])
         networks.load_state_dict(state["model"])
         self.networks = networks.to(self.device)
         return self
@@ -351,15 +295,43 @@ class RQVAETokenizer:
         return torch.cat(codes).numpy().astype(np.int64)
 
     @torch.no_grad()
-    def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
-        """Reconstructions x̂_m (items, dim_m) float32 of every tokenized modality from identifiers."""
+    def quantized_latent(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(items, groups·d_z) float32: each network's quantized encoding Σ_l e_{k_l}, groups side by side."""
         networks = self._networks().eval()
+        selected = {name: features[name] for name in self.modalities if name in features}
+        num_items = check_encode_inputs(selected, self.input_dims)
+        latents = []
+        for start in range(0, num_items, _EVAL_BATCH):
+            rows = slice(start, start + _EVAL_BATCH)
+            groups = zip(networks, self._groups())
+            parts = [network.quantizer(network.encoder(self._group_input(selected, group, rows))).quantized
+                     for network, group in groups]
+            latents.append(torch.cat(parts, dim=1).cpu())
+        return torch.cat(latents).numpy() if latents else np.zeros((0, len(networks) * self.config.latent_dim), np.float32)
+
+    @torch.no_grad()
+    def latent_from_codes(self, codes: np.ndarray) -> np.ndarray:
+        """(items, groups·d_z) float32: each network's codewords summed over its levels, groups side by side."""
+        networks = self._networks()
+        codes = torch.as_tensor(self._check_codes(codes), dtype=torch.long, device=self.device)
+        levels = len(self.config.codebook_sizes)
+        parts = [network.quantizer.decode(codes[:, g * levels : (g + 1) * levels]) for g, network in enumerate(networks)]
+        return torch.cat(parts, dim=1).cpu().numpy()
+
+    def _check_codes(self, codes: np.ndarray) -> np.ndarray:
         codes = np.asarray(codes)
         sizes = np.asarray(self.codebook_sizes)
         if codes.ndim != 2 or codes.shape[1] != len(sizes):
             raise ValueError(f"codes: expected shape (items, {len(sizes)}), got {codes.shape}")
         if codes.size and ((codes < 0).any() or (codes >= sizes[None, :]).any()):
             raise ValueError(f"codes: position p must lie in [0, codebook_sizes[p]), sizes {self.codebook_sizes}")
+        return codes
+
+    @torch.no_grad()
+    def decode(self, codes: np.ndarray) -> dict[str, np.ndarray]:
+        """Reconstructions x̂_m (items, dim_m) float32 of every tokenized modality from identifiers."""
+        networks = self._networks().eval()
+        codes = self._check_codes(codes)
         levels = len(self.config.codebook_sizes)
         parts: dict[str, list[np.ndarray]] = {name: [] for name in self.modalities}
         for start in range(0, len(codes), _EVAL_BATCH):

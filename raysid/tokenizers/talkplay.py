@@ -10,13 +10,22 @@ position equals a ``KMeansTokenizer`` run on that modality alone; ``normalize`` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from raysid.config import require
-from raysid.tokenizers.base import OnEpoch, check_fit_inputs, read_meta, saved_inputs, write_meta
+from raysid.tokenizers.base import (
+    TokenizerCapabilities,
+    TokenizerInputs,
+    check_fit_inputs,
+    read_meta,
+    saved_inputs,
+    write_meta,
+)
 from raysid.tokenizers.kmeans import (
     check_codes,
     check_modality_names,
@@ -38,12 +47,18 @@ class TalkPlayConfig:
     modalities: tuple[str, ...] = ()  # one position per modality, in this order; () = all, in the features' order
     seed: int = 0  # every modality's k-means initialisation
 
+    tiny: ClassVar[dict[str, Any]] = {"codebook_size": 8}  # a fit of seconds on a tiny catalog (contract tests)
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "modalities", tuple(self.modalities))
         where = "tokenizer"
         require(self.codebook_size >= 1, f"{where}.codebook_size", f"must be >= 1, got {self.codebook_size}")
         require(self.niter >= 1, f"{where}.niter", f"must be >= 1, got {self.niter}")
         check_modality_names(self.modalities, f"{where}.modalities")
+
+    def capabilities(self) -> TokenizerCapabilities:
+        """Features in, one centroid per modality out: reconstructs its inputs, quantizes them, seeded."""
+        return TokenizerCapabilities()
 
 
 class TalkPlayTokenizer:
@@ -67,19 +82,15 @@ class TalkPlayTokenizer:
             raise RuntimeError("TalkPlayTokenizer: position names are known after fit or load")
         return tuple(f"{name}1" for name in self.modalities)
 
-    def fit(
-        self,
-        features: dict[str, np.ndarray],
-        train_items: np.ndarray,
-        collaborative: np.ndarray | None = None,
-        on_epoch: OnEpoch | None = None,
-    ) -> TalkPlayTokenizer:
-        """k-means of each modality's train rows; ``collaborative`` is not used.
+    def fit(self, inputs: TokenizerInputs) -> TalkPlayTokenizer:
+        """k-means of each modality's train rows.
 
-        ``on_epoch`` is called once, with the train reconstruction MSE summed over modalities as ``tokenizer/loss``.
+        ``inputs.on_epoch`` is called once, with the train reconstruction MSE summed over modalities as
+        ``tokenizer/loss``.
         """
-        check_fit_inputs(features, train_items, collaborative)
-        config, rows = self.config, np.asarray(train_items)
+        check_fit_inputs(inputs)
+        features, on_epoch = inputs.features, inputs.on_epoch
+        config, rows = self.config, np.asarray(inputs.train_items)
         self.modalities = select_modalities(features, config.modalities)
         self.input_dims = {name: int(features[name].shape[1]) for name in self.modalities}
         self.codebooks, loss = {}, 0.0
@@ -107,6 +118,20 @@ class TalkPlayTokenizer:
         self._check_fitted()
         codes = check_codes(codes, self.codebook_sizes)
         return {name: self.codebooks[name][codes[:, m]] for m, name in enumerate(self.modalities)}
+
+    def quantized_latent(self, features: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(items, Σ dim_m) float32: each modality's nearest centroid, side by side."""
+        self._check_fitted()
+        encode_rows(features, self.input_dims)
+        parts = []
+        for name in self.modalities:
+            x, centroids = stack_features(features, (name,), self.config.normalize), self.codebooks[name]
+            parts.append(centroids[nearest_centroid(x, centroids)])
+        return np.concatenate(parts, axis=1)
+
+    def latent_from_codes(self, codes: np.ndarray) -> np.ndarray:
+        """(items, Σ dim_m) float32: the decoded centroids side by side."""
+        return np.concatenate(list(self.decode(codes).values()), axis=1)
 
     def _check_fitted(self) -> None:
         if not self.codebooks:

@@ -11,22 +11,16 @@ dataset:
   cooccurrence: {dim: 128, epochs: 5}
 ```
 
-The dataset stage of an imported dataset loads it, applies the view (sample, truncate, filter, renumber
-items 0..n-1 keeping ``source_item``), attaches its source modalities (Spotify's ``audio``) and the content
-modalities (``text``, ``categorical``), each cached as a ``features`` artifact. Modalities learned from
-training sequences (``cooccurrence``, ``collaborative``, ``playlist_text``) are added after the split
-(``raysid.features.modalities.split_modalities``). The dataset key hashes the imported data's content
-fingerprint, the view and the extraction configs, so the same data under another path or name shares the
-cache and a re-import with other content does not. An identifier table imported with the data
-(``identifiers.json``) is written beside the view keyed by the view's item ids, for the ``external``
-tokenizer left without a path; its content joins the key.
+The dataset stage of an imported dataset (``raysid.pipeline.dataset``) loads it and applies the view
+(``build_view``: sample, truncate, filter, renumber items 0..n-1 keeping ``source_item``); this module holds
+the config and those pure functions of frames and arrays. Which modalities a trial extracts is
+``resolve_extraction``'s answer: the study's list, or the dataset kind's defaults that its items can supply.
+An identifier table imported with the data (``identifiers.json``) is re-keyed by the view's item ids
+(``view_identifiers``) for the ``external`` tokenizer left without a path.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,17 +29,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from raysid.cache import stage_key
 from raysid.config import ConfigError, build, require
-from raysid.data.catalog import CatalogConfig, generate_catalog
+from raysid.data.catalog import CatalogConfig
 from raysid.data.dataset import Dataset
-from raysid.data.importers.store import (
-    dataset_folder,
-    load_sequence_info,
-    read_info,
-    resolve_root,
-)
-from raysid.features.cooccurrence import CooccurrenceConfig
+from raysid.data.importers.store import dataset_folder, resolve_root
+from raysid.features.cooccurrence_config import CooccurrenceConfig
+from raysid.features.modalities import default_modalities
 from raysid.features.text import TextConfig
 
 SOURCES = ("catalog", "imported")
@@ -110,23 +99,6 @@ def parse_dataset_config(data: Any, where: str = "config.dataset") -> CatalogCon
     return build(ImportedConfig, data, where)
 
 
-def dataset_key(config: CatalogConfig | ImportedConfig) -> str:
-    """The dataset stage's key: the catalog config, or the imported content + view + extraction configs."""
-    if isinstance(config, CatalogConfig):
-        return stage_key("dataset", config)
-    folder = config.folder()
-    info = read_info(folder)
-    table = folder / IDENTIFIERS
-    identifiers = (hashlib.sha256(table.read_bytes()).hexdigest(),) if table.exists() else ()  # none: keys as before
-    return stage_key("dataset-imported", info["meta"].get("fingerprint", ""), config.view(),
-                       resolve_extraction(config, info["meta"]), *identifiers)
-
-
-def view_key(config: ImportedConfig) -> str:
-    """Key of the view's items (what content features are computed over), independent of extraction configs."""
-    return stage_key("view", read_info(config.folder())["meta"].get("fingerprint", ""), config.view())
-
-
 @dataclass(frozen=True)
 class Extraction:
     """Which item features an imported dataset's trial extracts, with the dataset's defaults filled in."""
@@ -138,39 +110,15 @@ class Extraction:
 
 def resolve_extraction(config: ImportedConfig, meta: Mapping[str, Any]) -> Extraction:
     """The modalities (default: the dataset kind's) and the text template (default: the dataset's)."""
-    from raysid.features.modalities import default_modalities
-
     modalities = config.modalities or default_modalities(meta)
     template = config.text.template or meta.get("text_template", "")
     return Extraction(modalities, replace(config.text, template=template), config.cooccurrence)
 
 
-def produce_dataset(config: CatalogConfig | ImportedConfig, store: Any, folder: Path) -> None:
-    """The dataset stage: generate the catalog, or build the imported view with its content modalities."""
-    if isinstance(config, CatalogConfig):
-        generate_catalog(config).save(folder)
-        return
-    from raysid.features.modalities import content_modalities
-
-    source = config.folder()
-    dataset, info = build_view(Dataset.load(source), load_sequence_info(source), config)
-    resolved = resolve_extraction(config, dataset.meta)
-    modalities = content_modalities(dataset, resolved, store, view_key(config))
-    Dataset(dataset.name, dataset.items, modalities, dataset.sequences,
-            {**dataset.meta, "modalities": list(resolved.modalities)}, dataset.feedback).save(folder)
-    if info is not None:
-        info.write_parquet(Path(folder) / "sequence_info.parquet")
-    if (source / IDENTIFIERS).exists():
-        write_view_identifiers(source / IDENTIFIERS, dataset, Path(folder) / IDENTIFIERS)
-
-
-def write_view_identifiers(table: Path, view: Dataset, out: Path) -> None:
-    """The import's identifier table keyed by the view's item ids (``source_item`` -> ``item_id``); items the
-    table lacks are left out (the ``external`` tokenizer then names them)."""
-    identifiers = json.loads(table.read_text())
-    source_items = view.items["source_item"].to_list()
-    out.write_text(json.dumps({str(item): identifiers[str(old)] for item, old in enumerate(source_items)
-                               if str(old) in identifiers}))
+def view_identifiers(table: Mapping[str, Any], source_items: list[int]) -> dict[str, Any]:
+    """The import's identifier table keyed by the view's item ids (``source_items[item_id]`` = the import's id);
+    items the table lacks are left out (the ``external`` tokenizer then names them)."""
+    return {str(item): table[str(old)] for item, old in enumerate(source_items) if str(old) in table}
 
 
 def build_view(dataset: Dataset, info: pl.DataFrame | None, config: ImportedConfig) -> tuple[Dataset, pl.DataFrame | None]:

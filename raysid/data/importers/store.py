@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from raysid.cache_manifest import file_lock, replace_folder, staging_folder
+from raysid.atomic_files import file_lock, replace_folder, staging_folder
 from raysid.config import ConfigError
 from raysid.data.dataset import Dataset
 from raysid.data.importers.base import DataImportError, Imported
 from raysid.features.categorical import COLUMNS as CATEGORICAL_COLUMNS
+from raysid.features.text import template_fields
 
 DEFAULT_ROOT = "data/datasets"
 PROJECT = Path(__file__).resolve().parents[3]
@@ -151,8 +152,6 @@ def supplied_modalities(imported: Imported) -> tuple[str, ...]:
     items have release date, tempo or key, ``playlist_text`` when the sequences have titles, ``cooccurrence``
     and ``collaborative`` always (they are learned from the sequences), and ``identifiers`` when another
     system's identifier table was imported (the ``external`` tokenizer's input)."""
-    from raysid.features.text import template_fields  # torch comes with it: only when an import is saved
-
     dataset, info = imported.dataset, imported.sequence_info
     items = dataset.items
     template = dataset.meta.get("text_template") or ""
