@@ -49,11 +49,20 @@ StudyLoader.add_constructor("!delete", lambda loader, node: DELETE)
 _TAG_BEFORE_FLOW_END = re.compile(r"!delete(?=[,\]}])")  # `{key: !delete}`, `[!delete]`
 
 
+def _safe_load(text: str) -> Any:
+    """What yaml.safe_load does, with StudyLoader (a SafeLoader: no Python objects are ever built)."""
+    loader = StudyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def read_yaml(path: Path) -> Any:
     """A study file's mapping; invalid YAML fails in one line naming the file and where."""
     text = _TAG_BEFORE_FLOW_END.sub("!delete ", Path(path).read_text())  # PyYAML needs a space after a tag
     try:
-        return yaml.load(text, Loader=StudyLoader) or {}
+        return _safe_load(text) or {}
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
