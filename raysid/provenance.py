@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from raysid import kernels
 from raysid.cache_manifest import code_version
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout (or site-packages) raysid is imported from
@@ -40,7 +41,7 @@ PREFIX = "provenance."  # of MLflow tags, table columns and trial-report keys
 
 def collect(threads: int | None = None) -> dict[str, str]:
     """Commit, dirty flag, library versions, lock hash, platform, CPU/GPU model and threads, as strings."""
-    fields = {**_static(), "gpu": _gpu()}
+    fields = {**_static(), "gpu": _gpu(), "kernels": kernels.in_use()}
     fields["threads"] = str(threads if threads is not None else _torch_threads())
     return fields
 

@@ -30,7 +30,7 @@ from raysid.config import ConfigError
 from raysid.sweep.space import Study
 
 NOT_METRICS = ("time/", "cached/", "stage_keys/")
-COMPARED_PROVENANCE = ("commit", "dirty", "lock", "torch", "numpy", "polars", "transformers", "faiss", "cpu", "gpu")
+COMPARED_PROVENANCE = ("commit", "dirty", "lock", "torch", "numpy", "polars", "transformers", "faiss", "cpu", "gpu", "kernels")
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import raysid  # noqa: F401  first, so that its pinned numeric kernels (raysid/kernels.py) apply to every test
+
 ROOT = Path(__file__).resolve().parents[1]
 # The tests run commands of the interpreter's environment (`ray start`, a job's `python`), also when it is not
 # activated (`.venv/bin/python -m pytest`, as the README and .ci/run call it).

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from raysid import provenance
+from raysid import kernels, provenance
 from raysid.config import ConfigError, require
 
 PACKAGES = ("raysid", "cli")  # shipped as py_modules: the code that runs on the cluster is this checkout's
@@ -83,7 +83,7 @@ def submit_study(submission: Submission, address: str) -> str:
         runtime_env = {
             "working_dir": folder,
             "py_modules": [str(stage_package(root / package, Path(code))) for package in PACKAGES],
-            "env_vars": {"PYTHONUNBUFFERED": "1", **provenance.environment()},  # the shipped code has no .git
+            "env_vars": {"PYTHONUNBUFFERED": "1", **provenance.environment(), **kernels.environment()},  # the shipped code has no .git
         }
         return _client(address).submit_job(
             entrypoint=shlex.join(submission.arguments(study_file)), runtime_env=runtime_env,
