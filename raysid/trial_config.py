@@ -84,7 +84,24 @@ def parse_trial_config(data: Mapping[str, Any] | None, where: str = "config") ->
         recommender_kind=recommender_kind,
     )
     _check_stages(config, where)
+    _check_beam(config, where)
     return config
+
+
+def _check_beam(config: TrialConfig, where: str) -> None:
+    """Beam search returns ``beam_size`` items: the largest cut-off must fit in it, and it in the catalogue.
+
+    An imported dataset's size is known once it is read; the recommender checks the beam against it then."""
+    beam = getattr(config.recommender, "beam_size", None)
+    if config.recommender_kind == "none" or beam is None or getattr(config.recommender, "ranking", "beam") != "beam":
+        return
+    k = max(config.evaluation.ks)
+    require(k <= beam, f"{where}.evaluation.ks", f"cut-off {k} is larger than recommender.beam_size = {beam} "
+            f"(beam search ranks beam_size items); use cut-offs <= {beam} or a beam_size >= {k}")
+    if isinstance(config.dataset, CatalogConfig):
+        items = config.dataset.num_tracks
+        require(beam <= items, f"{where}.recommender.beam_size",
+                f"{beam} is larger than the catalogue (dataset.num_tracks = {items}); use beam_size <= {items}")
 
 
 def _check_stages(config: TrialConfig, where: str) -> None:

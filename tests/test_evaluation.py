@@ -73,3 +73,15 @@ def test_the_stages_declare_every_metric_they_report(tiny_overrides, tmp_path):
 def test_unknown_recommender_lists_the_kinds(tiny_overrides):
     with pytest.raises(ConfigError, match="valid kinds are: t5, gpt2, sasrec, popularity, none"):
         _trial(tiny_overrides, {"kind": "bert4rec"})
+
+
+@pytest.mark.parametrize("kind", ["t5", "gpt2"])
+def test_a_beam_that_cannot_rank_k_items_fails_at_load(tiny_overrides, kind):
+    """Before any stage runs: the largest cut-off beyond the beam, and a beam beyond the built-in catalogue."""
+    with pytest.raises(ConfigError, match=r"config.evaluation.ks: cut-off 10 is larger than recommender.beam_size = 5"):
+        _trial(tiny_overrides, {"kind": kind, "beam_size": 5})
+    with pytest.raises(ConfigError, match=r"config.recommender.beam_size: 200 is larger than the catalogue "
+                                          r"\(dataset.num_tracks = 120\); use beam_size <= 120"):
+        _trial(tiny_overrides, {"kind": kind, "beam_size": 200})
+    exact = _trial(tiny_overrides, {"kind": "gpt2", "beam_size": 5, "ranking": "exact"})  # ranks every item
+    assert exact.recommender.beam_size == 5
