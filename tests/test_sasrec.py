@@ -556,7 +556,8 @@ def test_default_model_trains_as_before_the_options(loss) -> None:
     initial, epoch_losses, trained = BEFORE_THE_OPTIONS[loss]
     model, losses = SASRec(config, 40), []
     assert weight_statistics(model) == pytest.approx(initial, rel=1e-6)
-    model.fit(sequences, on_epoch=lambda e, m: losses.append(m["train/loss"]), feedback=feedback if loss == "bce" else None)
+    model.fit(RecommenderInputs(sequences, on_epoch=lambda e, m: losses.append(m["train/loss"]),
+                                feedback=feedback if loss == "bce" else None))
     assert losses == pytest.approx(epoch_losses, rel=1e-6)
     assert weight_statistics(model) == pytest.approx(trained, rel=1e-6)
 
@@ -701,5 +702,5 @@ def test_recbole_architecture_learns_the_rule(train) -> None:
                                  position_alignment="first")
     model = SASRec(config, NUM_ITEMS)
     before = hit_rate_at_1(model, held_out(100, seed=1))
-    model.fit(train[:100])
+    model.fit(RecommenderInputs(train[:100]))
     assert hit_rate_at_1(model, held_out(100, seed=1)) > before + 0.5
