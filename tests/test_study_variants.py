@@ -137,3 +137,20 @@ def test_a_study_on_feedback_fails_at_load_on_data_without_it(tmp_path):
             retarget_study(load_study("semantic-ids-k-vs-h"), "toy", root)
     with pytest.raises(ConfigError, match=r"valid/auc is the stratified AUC .* which the built-in catalog does not have"):
         with_settings(load_study("semantic-ids-k-vs-h"), ["dataset.skips={enabled: false}"])
+
+
+def test_a_beam_wider_than_the_imported_items_fails_at_load(tmp_path):
+    """Before Ray starts or any stage runs; the 30-playlist toy holds 12 items, the shipped T5 beam is 20."""
+    root = _toy(tmp_path)
+    dataset = {"source": "imported", "name": "toy", "root": root}
+    with pytest.raises(ConfigError, match=r"s.yaml: axes.tokenizer.codebook_size=4: recommender.beam_size = 20 is "
+                                          r"larger than dataset 'toy' \(12 items\); use beam_size <= 12"):
+        parse_study({"name": "s", "base": {"dataset": dataset, "tokenizer": {"kind": "kmeans"},
+                                           "recommender": {"kind": "t5"}},
+                     "axes": {"tokenizer.codebook_size": {"grid": [4, 8]}}, "metric": "valid/ndcg@10"}, "s.yaml")
+    fits = parse_study({"name": "s", "base": {"dataset": dataset, "tokenizer": {"kind": "kmeans"},
+                                              "recommender": {"kind": "t5", "beam_size": 12}},
+                        "axes": {"tokenizer.codebook_size": {"grid": [4, 8]}}, "metric": "valid/ndcg@10"}, "s.yaml")
+    assert fits.resolve(fits.first_point()).recommender.beam_size == 12
+    with pytest.raises(ConfigError, match=r"beam_size = 20 is larger than dataset 'toy' \(12 items\)"):
+        retarget_study(load_study("fusid-recommendation"), "toy", root)

@@ -370,8 +370,9 @@ def _check_points(study: Study) -> None:
             if axis.kind == "int":
                 point[axis.name] = int(value)
             label = f"axes.{axis.name}={value}"
-            _check_modality_names(study.resolve(point), f"{study.source}: {label}")
-            _check_modality_names(study.resolve(point, smoke=True), f"{study.source}: {label} (smoke)")
+            for config, where in ((study.resolve(point), label), (study.resolve(point, smoke=True), f"{label} (smoke)")):
+                _check_modality_names(config, f"{study.source}: {where}")
+                _check_imported_beam(config, f"{study.source}: {where}")
     config = study.resolve(first)
     _check_feedback(study, config)
     known = known_metrics(config)
@@ -394,6 +395,22 @@ def _check_modality_names(config: TrialConfig, where: str) -> None:
         if given and missing:
             raise ConfigError(f"{where}: {key} names {', '.join(map(repr, missing))}, which {_data_name(config.dataset)} "
                               f"does not give the features (they hold: {', '.join(held)})")
+
+
+def _check_imported_beam(config: TrialConfig, where: str) -> None:
+    """A beam wider than the items an import holds fails here, before any stage (the catalog's size is checked
+    when the trial config is parsed; a dataset view that drops items is checked by the recommender)."""
+    beam = getattr(config.recommender, "beam_size", None)
+    if not isinstance(config.dataset, ImportedConfig) or beam is None or config.recommender_kind == "none" \
+            or getattr(config.recommender, "ranking", "beam") != "beam":
+        return
+    try:
+        items = read_info(config.dataset.folder())["meta"].get("counts", {}).get("items")
+    except ConfigError:  # not imported (yet): its trials fail at the dataset stage, naming it
+        return
+    if items is not None and beam > items:
+        raise ConfigError(f"{where}: recommender.beam_size = {beam} is larger than {_data_name(config.dataset)} "
+                          f"({items} items); use beam_size <= {items}")
 
 
 def _check_feedback(study: Study, config: TrialConfig) -> None:
