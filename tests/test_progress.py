@@ -65,3 +65,21 @@ def test_a_running_trial_shows_epoch_i_of_n_its_latest_loss_and_the_stage_eta():
     line = next(line for line in screen.getvalue().splitlines() if "ratio=1:3" in line)
     assert [c.strip() for c in line.split("│")[2:-1]][:4] == ["running", "recommender", "1/3", "valid/ndcg@10 0.1000"]
     assert "trials: 1/4 ended, 1:00, about 3:00 left" in screen.getvalue()
+
+
+@pytest.mark.parametrize("signalled, expected", [(False, "stopped early"), (True, "interrupted")])
+def test_a_trial_ended_without_its_final_report_reads_interrupted_after_a_stop_signal(capsys, signalled, expected):
+    """Tune ends the trials a stop signal cut short as if they completed; without the signal only a scheduler
+    ends a trial before its final report."""
+    from types import SimpleNamespace
+
+    from raysid.sweep import interrupt
+
+    progress = SweepProgress(total=2, console=Console(file=io.StringIO()))
+    progress.setup()
+    trial = SimpleNamespace(trial_id="t1", config={"ratio": "1:3", "seed": 0})
+    with interrupt.stop_signals():
+        if signalled:
+            interrupt._received.append("SIGINT")
+        progress.on_trial_complete(0, [], trial)
+    assert f"[1/2] ratio=1:3 seed=0: {expected}, " in capsys.readouterr().out

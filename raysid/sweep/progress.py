@@ -21,6 +21,7 @@ from ray import tune
 from rich.console import Console
 from rich.table import Table
 
+from raysid.sweep import interrupt
 from raysid.sweep.tracking import point_of, trial_label
 
 POLL_SECONDS = 0.5  # how often the driver reads the board
@@ -173,7 +174,8 @@ class SweepProgress(tune.Callback):
     def _end(self, trial: Any, outcome: str) -> None:
         self.poll()
         result = self.finals.get(trial.trial_id, {})
-        outcome = "stopped early" if outcome == "done" and not result else outcome  # by the scheduler, or a stop signal
+        if outcome == "done" and not result:  # ended without its final report: stopped by a stop signal or the scheduler
+            outcome = "interrupted" if interrupt.received() or interrupt.requested() else "stopped early"
         row = self.row(trial)
         row.state, row.ended = (f"{outcome} (cached)" if result.get("cached/result") else outcome), time.monotonic()
         if isinstance(result.get(self.metric), (int, float)):  # the final value, after any late epoch event
