@@ -276,7 +276,7 @@ def config_dict(config) -> dict:
 
 def test_cli_features_and_sweep_retargeting(tmp_path):
     from cli.main import app
-    from raysid.sweep.space import load_study, retarget_study
+    from raysid.sweep.space import load_study, retarget_study, with_settings
 
     _toy_mpd(tmp_path / "toy.jsonl", np.random.default_rng(0))
     save_import(import_dataset("mpd", tmp_path / "toy.jsonl", "toy"), "toy", tmp_path / "ds")
@@ -287,7 +287,10 @@ def test_cli_features_and_sweep_retargeting(tmp_path):
                                       "cooccurrence", "--cache-dir", str(tmp_path / "cache"), "--threads", "1"])
     assert result.exit_code == 0, result.output
     assert "cooccurrence" in result.output and "18 items" in result.output
-    study = retarget_study(load_study("musicrec-ratio"), "toy", tmp_path / "ds")
-    assert study.name == "musicrec-ratio-toy" and not any(k.startswith("dataset.num") for k in study.smoke)
+    with pytest.raises(ConfigError, match=r"recommender.beam_size = 20 is larger than dataset 'toy' \(18 items\)"):
+        retarget_study(load_study("musicrec-ratio"), "toy", tmp_path / "ds")  # refused before any stage runs
+    study = retarget_study(with_settings(load_study("musicrec-ratio"), ["recommender.beam_size=10"]), "toy", tmp_path / "ds")
+    assert study.name.startswith("musicrec-ratio-set-") and study.name.endswith("-toy"), study.name
+    assert not any(k.startswith("dataset.num") for k in study.smoke)
     point = study.resolve({"ratio": "2:2", "seed": 0}, smoke=True)
     assert point.dataset.name == "toy" and point.dataset.root == str(tmp_path / "ds") and point.dataset.max_sequences == 500
