@@ -60,7 +60,8 @@ def test_an_identifier_table_runs_on_an_import_without_any_feature_matrix(shop, 
     assert view.modalities == {} and view.meta["modalities"] == []
     assert metrics["sid/cardinality"] == 6 and not [key for key in metrics if key.startswith("recon/")]
     assert 0.0 <= metrics["test/hr@1"] <= metrics["test/hr@3"] <= 1.0
-    reads = parse_trial_config({"dataset": shop, "tokenizer": {"kind": "kmeans", "codebook_size": 2}, "recommender": T5})
+    reads = parse_trial_config({"dataset": shop, "tokenizer": {"kind": "kmeans", "codebook_size": 2}, "recommender": T5,
+                                "evaluation": {"ks": [1, 3]}})
     assert StageKeys.of(reads).dataset != StageKeys.of(config).dataset  # that view extracts its co-occurrence modality
 
 
