@@ -98,12 +98,12 @@ def _run_sweep(study: str, results_dir: Path, dataset: Optional[str], preset: Op
 def _variant(study: str, dataset: Optional[str] = None, preset: Optional[str] = None, settings: list[str] = ()):
     """The study as the options ask for it: on an imported dataset, at a model preset, with --set settings."""
     from raysid.presets import apply_preset
-    from raysid.sweep.space import load_study, retarget_study, with_settings
+    from raysid.sweep.space import checked, load_study, retarget_study, with_settings
 
     loaded = load_study(study)
-    loaded = retarget_study(loaded, dataset) if dataset else loaded
-    loaded = apply_preset(loaded, preset) if preset else loaded
-    return with_settings(loaded, settings)
+    loaded = retarget_study(loaded, dataset, check=False) if dataset else loaded  # --set may fit it to the data:
+    loaded = apply_preset(loaded, preset) if preset else loaded                   # every point is checked once
+    return checked(with_settings(loaded, settings, check=False))                  # all options are applied
 
 
 def _print_outcome(outcome, results_dir: Path) -> None:

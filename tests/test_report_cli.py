@@ -4,6 +4,7 @@ the tests make from them): the summary rendered again without re-running, paired
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -42,8 +43,10 @@ def test_report_renders_the_committed_summary_again_without_running(tmp_path):
         assert (results / "musicrec-ratio" / name).stat().st_size > 0
     terminal = result.output
     assert "| 3:1 |" not in terminal and "---:" not in terminal  # rendered, not raw markdown
-    row = next(line for line in terminal.splitlines() if line.strip().startswith("3:1"))
-    assert "0.1047 ± 0.0285 ★" in row and "0.2250 ± 0.0396" in row
+    starred = next(line for line in committed.splitlines() if line.startswith("|") and "★" in line)
+    label, cell = starred.split("|")[1].strip(), re.search(r"\*\*(.+?)\*\* ★", starred).group(1)
+    row = next(line for line in terminal.splitlines() if line.strip().startswith(label))
+    assert f"{cell} ★" in row and "**" not in row  # the committed best cell, rendered
     assert "Spearman ρ" in terminal and "summary.svg" in terminal
 
 

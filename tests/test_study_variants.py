@@ -13,12 +13,13 @@ from raysid.data.importers.store import save_import
 from raysid.sweep.space import load_study, parse_study, retarget_study, with_settings
 
 
-def _toy(tmp_path) -> str:
-    """A 30-playlist MPD file imported as ``toy`` under tmp_path/ds; returns the root."""
+def _toy(tmp_path, tracks: int = 12) -> str:
+    """A 30-playlist MPD file of 6 of ``tracks`` tracks each, imported as ``toy`` under tmp_path/ds; returns the
+    root. The shipped studies' beam of 20 needs ``tracks`` >= 20."""
     rng = np.random.default_rng(0)
     lines = [json.dumps({"pid": pid, "name": f"mix {pid % 3}", "tracks": [
         {"track_uri": f"spotify:track:t{int(i)}", "track_name": f"song {int(i)}", "artist_name": f"a{int(i) % 4}"}
-        for i in rng.permutation(12)[:6]]}) for pid in range(30)]
+        for i in rng.permutation(tracks)[:6]]}) for pid in range(30)]
     (tmp_path / "toy.jsonl").write_text("\n".join(lines) + "\n")
     save_import(import_dataset("mpd", tmp_path / "toy.jsonl", "toy"), "toy", tmp_path / "ds")
     return str(tmp_path / "ds")
@@ -74,7 +75,8 @@ def test_a_bad_setting_fails_naming_it(setting, expected):
 def test_show_prints_the_set_and_retargeted_config(tmp_path):
     root = _toy(tmp_path)
     result = CliRunner().invoke(app, ["show", "musicrec-ratio", "--set", "recommender.epochs=7",
-                                      "--set", "dataset.modalities=[cooccurrence]", "--dataset", "toy"],
+                                      "--set", "dataset.modalities=[cooccurrence]", "--set", "recommender.beam_size=10",
+                                      "--dataset", "toy"],
                                 env={"RAYSID_DATA_DIR": root})
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
@@ -96,7 +98,7 @@ def test_modality_axes_follow_the_data_they_run_on(tmp_path):
     assert _labels(study, "modalities") == {
         "text": ["text"], "audio": ["audio"], "tags": ["tags"], "without-text": ["audio", "tags"],
         "without-audio": ["text", "tags"], "without-tags": ["text", "audio"], "all": ["text", "audio", "tags"]}
-    root = _toy(tmp_path)
+    root = _toy(tmp_path, tracks=24)
     moved = retarget_study(study, "toy", root)
     assert _labels(moved, "modalities") == {
         "text": ["text"], "playlist_text": ["playlist_text"], "cooccurrence": ["cooccurrence"],

@@ -444,7 +444,7 @@ def known_metrics(config: TrialConfig) -> set[str]:
 IMPORTED_VIEW_KEYS = tuple(f.name for f in dataclasses.fields(ImportedConfig) if f.name not in ("source", "name", "root", "path"))
 
 
-def retarget_study(study: Study, name: str, root: str | Path | None = None) -> Study:
+def retarget_study(study: Study, name: str, root: str | Path | None = None, check: bool = True) -> Study:
     """The study run on imported dataset ``name``, results under ``<study>-<name>``.
 
     A study of another imported dataset keeps its view and modality keys (``modalities``, ``text``,
@@ -458,14 +458,15 @@ def retarget_study(study: Study, name: str, root: str | Path | None = None) -> S
     base = {**study.base, "dataset": {**kept, "source": "imported", "name": name, "root": str(folder.parent)}}
     smoke = {k: v for k, v in study.smoke.items() if not k.startswith("dataset.") or (imported and _view_key(k))}
     smoke.setdefault("dataset.max_sequences", 500)
-    return _checked(dataclasses.replace(study, name=f"{study.name}-{name}", base=base, smoke=smoke))
+    moved = dataclasses.replace(study, name=f"{study.name}-{name}", base=base, smoke=smoke)
+    return checked(moved) if check else _respelled(moved)
 
 
 def _view_key(path: str) -> bool:
     return path.split(".")[1] in IMPORTED_VIEW_KEYS
 
 
-def with_settings(study: Study, settings: Sequence[str]) -> Study:
+def with_settings(study: Study, settings: Sequence[str], check: bool = True) -> Study:
     """The study with ``KEY=VALUE`` settings (dotted config paths, YAML values) applied to its base config,
     named ``<study>-set-<hash of the settings>`` so its results never land in the shipped study's folder.
 
@@ -477,7 +478,8 @@ def with_settings(study: Study, settings: Sequence[str]) -> Study:
     if not updates:
         return study
     name = f"{study.name}-set-{stable_hash(updates, length=8)}"  # never the folder of the study as shipped
-    return _checked(dataclasses.replace(study, name=name, base=override(study.base, updates)))
+    varied = dataclasses.replace(study, name=name, base=override(study.base, updates))
+    return checked(varied) if check else _respelled(varied)
 
 
 def _parse_setting(item: str) -> tuple[str, Any]:
@@ -498,8 +500,13 @@ def _axis_keys(axis: Axis) -> set[str]:
     return {key for setting in axis.settings.values() for key in setting} if axis.settings else {axis.name}
 
 
-def _checked(study: Study) -> Study:
+def checked(study: Study) -> Study:
     """The study with its axes spelled out again for its (new) base, every point checked."""
-    study = dataclasses.replace(study, axes=_parse_axes(study.axes_spec, study.base, study.source) if study.axes_spec else study.axes)
+    study = _respelled(study)
     _check_points(study)
     return study
+
+
+def _respelled(study: Study) -> Study:
+    """The study with its axes spelled out again for its (new) base (modality labels follow the data)."""
+    return dataclasses.replace(study, axes=_parse_axes(study.axes_spec, study.base, study.source) if study.axes_spec else study.axes)
