@@ -28,6 +28,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from ray_processes import ROOT, descendants, free_port, kill
+from raysid.cache import MIRROR_ENV
 from raysid.sweep.space import find_study
 
 BUCKET = "raysid-test"
@@ -129,6 +130,7 @@ def test_a_sweep_on_s3_resumes_after_its_driver_is_killed_and_never_writes_the_s
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     env.update(RAY_TMPDIR=str(ray_temp), RAY_AUTH_TOKEN_PATH=str(token), RAY_USAGE_STATS_ENABLED="0",
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env[MIRROR_ENV] = str(tmp_path / "mirror")  # not the machine's default mirror, which an earlier run filled
     results = tmp_path / "results"
     uris = {"--cache-dir": f"s3://{BUCKET}/raysid/cache", "--storage": f"s3://{BUCKET}/raysid/tune",
             "--mlflow-artifacts": f"s3://{BUCKET}/raysid/mlartifacts"}
