@@ -120,6 +120,7 @@ def test_the_best_cell_is_starred_only_when_its_paired_interval_separates_it(sta
         assert "★ w/o MMA: the paired 95% interval" in text
     else:
         assert "No star: the best mean of test/ndcg@10 (w/o MMA) is not separated from " in text
+        assert any(f"not separated from {variant}" in text for variant in unseparated), text
     assert "Dashed: the popularity baseline" in text
 
 
