@@ -331,7 +331,10 @@ def _final_reports(trial_dir: Path) -> list[dict]:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_killed_driver_resumes_without_losing_or_repeating_trials(head, tmp_path, tiny_overrides):
-    study = write_study(tmp_path, "resume", tiny_overrides, seeds=(0, 1))  # 4 trials, one at a time
+    # 4 trials, one at a time, of several seconds each (as in the S3 test): tiny trials of a second or two could
+    # all end before Tune's saved state showed the first one, and the driver was then killed too late
+    longer = {**tiny_overrides, "tokenizer.epochs": 10, "recommender.epochs": 4}
+    study = write_study(tmp_path, "resume", longer, seeds=(0, 1))
     results = tmp_path / "results"
     args = ["sweep", str(study), "--smoke", "--address", head.gcs, "--results-dir", str(results),
             "--max-concurrent", "1", "--no-progress"]
