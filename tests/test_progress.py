@@ -83,3 +83,18 @@ def test_a_trial_ended_without_its_final_report_reads_interrupted_after_a_stop_s
             interrupt._received.append("SIGINT")
         progress.on_trial_complete(0, [], trial)
     assert f"[1/2] ratio=1:3 seed=0: {expected}, " in capsys.readouterr().out
+
+
+def test_a_lost_board_leaves_the_sweep_running_with_one_warning(ray_local, capsys):
+    """A board whose node died (or that was killed) must not end the sweep: the driver warns once and goes on."""
+    progress = SweepProgress(total=1, board=f"raysid-progress-{uuid.uuid4().hex}", console=Console(file=io.StringIO()))
+    progress.setup()
+    progress.poll()  # a live board: no events, no warning
+    assert progress.board is not None and capsys.readouterr().err == ""
+    ray_local.kill(progress.board)
+    progress.poll()
+    assert progress.board is None
+    assert capsys.readouterr().err.startswith("warning: the live progress board was lost (")
+    progress.poll()
+    progress.on_experiment_end([])  # nothing left to read or kill
+    assert capsys.readouterr().err == ""

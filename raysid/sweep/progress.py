@@ -1,23 +1,27 @@
 """A sweep's live progress: what every trial is doing, by grid point, in the driver.
 
-Trials tell a small Ray actor (``ProgressBoard``, no CPU) which stage they entered — dataset, features,
-collaborative, tokenizer, recommender — and each training epoch with its metrics (``StageEvents``, fed by
-the trainable through ``ReportingStore`` and ``on_epoch``); Tune's results are left alone, so schedulers
-and MLflow see what they saw before. The driver's Tune callback (``SweepProgress``) reads the board
-twice a second and keeps one row per trial: its point (``ratio=1:3 seed=0``, not Tune's id), state, stage,
-epoch i of N, the latest metric (the study's, else the stage's loss), elapsed time and the stage's ETA from
-its epoch rate. On a terminal the rows are a live rich table; otherwise (``--no-progress``, job logs, a
+Trials tell a small Ray actor (``ProgressBoard``, no CPU, on the driver's node) which stage they entered —
+dataset, features, collaborative, tokenizer, recommender — and each training epoch with its metrics
+(``StageEvents``, fed by the trainable through ``ReportingStore`` and ``on_epoch``); Tune's results are left
+alone, so schedulers and MLflow see what they saw before. The driver's Tune callback (``SweepProgress``) reads
+the board twice a second and keeps one row per trial: its point (``ratio=1:3 seed=0``, not Tune's id), state,
+stage, epoch i of N, the latest metric (the study's, else the stage's loss), elapsed time and the stage's ETA
+from its epoch rate. On a terminal the rows are a live rich table; otherwise (``--no-progress``, job logs, a
 pipe) one line per ended trial: its point, outcome, the study metric, the time into the sweep.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import ray
 from ray import tune
+from ray.exceptions import GetTimeoutError, RayActorError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 from rich.table import Table
 
@@ -127,8 +131,9 @@ class SweepProgress(tune.Callback):
 
     def setup(self, **info: Any) -> None:
         self.console = self.console or Console(stderr=True)
-        if self.board_name:
-            self.board = ProgressBoard.options(name=self.board_name, get_if_exists=True).remote()
+        if self.board_name:  # on the driver's node: a worker node lost mid-sweep does not take the board along
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+            self.board = ProgressBoard.options(name=self.board_name, get_if_exists=True, scheduling_strategy=here).remote()
         if self.enabled and self.console.is_terminal:
             from rich.live import Live
 
@@ -154,7 +159,14 @@ class SweepProgress(tune.Callback):
         self.polled = time.monotonic()
         if self.board is None:
             return
-        for event in ray.get(self.board.take.remote(), timeout=30):
+        try:
+            events = ray.get(self.board.take.remote(), timeout=30)
+        except (RayActorError, GetTimeoutError) as error:  # the board is lost: the sweep goes on without its events
+            print(f"warning: the live progress board was lost ({type(error).__name__}); trials go on, shown as they end",
+                  file=sys.stderr, flush=True)
+            self.board = None
+            return
+        for event in events:
             row = self.rows.setdefault(event["trial"], TrialRow(event["trial"]))
             if row.ended is not None:  # a late event of an ended trial
                 continue
@@ -208,7 +220,8 @@ class SweepProgress(tune.Callback):
             self.live.update(self.table(), refresh=True)
             self.live.stop()
         if self.board is not None:
-            ray.kill(self.board)
+            with contextlib.suppress(RayActorError):
+                ray.kill(self.board)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "live": None, "board": None, "console": None}
