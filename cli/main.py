@@ -111,6 +111,8 @@ def _print_outcome(outcome, results_dir: Path) -> None:
     if outcome.interrupted:
         _report_interruption(outcome)
     console.print(f"[green]{outcome.trials.height} trials finished[/green] in {outcome.wall_seconds:.1f} s")
+    if outcome.from_cache:
+        console.print("  every trial's result was in the stage cache: answered from it without starting Ray", soft_wrap=True)
     for name, path in outcome.report.items():
         console.print(f"  {name}: {path}")
     console.print(f"  MLflow store: {outcome.tracking_uri}   (browse it: raysid ui --results-dir {results_dir})")

@@ -157,3 +157,24 @@ def _stop_client_proxy(head) -> None:
     token = f"RAY_AUTH_TOKEN_PATH={head.temp / 'auth_token'}"
     for pid in _processes(lambda cmdline, environ: token in environ and "ray.util.client.server" in cmdline):
         os.kill(pid, signal.SIGKILL)
+
+
+def test_when_a_full_disk_breaks_tune_itself_the_sweep_counts_the_trials_tune_last_saved(ray_local, tmp_path):
+    """DiskWatch usually stops the sweep first; when Tune's own write fails first, ``_fit`` takes the grid from
+    the experiment state Tune saved, and from a half-written state none (nothing counted as finished)."""
+    from ray import tune
+
+    from raysid.sweep.runner import _saved_grid
+
+    def report(config):
+        tune.report({"x": config["i"]})
+
+    tune.Tuner(report, param_space={"i": tune.grid_search([1, 2])},
+               run_config=tune.RunConfig(name="saved", storage_path=str(tmp_path), verbose=0)).fit()
+    experiment = tmp_path / "saved"
+    assert sorted(result.metrics["x"] for result in _saved_grid(str(experiment), report)) == [1, 2]
+    states = list(experiment.glob("experiment_state-*.json"))
+    assert states
+    for state in states:
+        state.write_text('{"trial_data": [')  # cut off mid-write
+    assert list(_saved_grid(str(experiment), report)) == []

@@ -1,7 +1,11 @@
 """The real sweep: local Ray Tune, a real MLflow SQLite store, Polars report; then a cached re-run."""
 
 import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -20,6 +24,7 @@ from raysid.sweep.runner import SweepSettings, run_sweep
 from raysid.sweep.space import find_study, parse_study
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -30,7 +35,9 @@ def tiny_study(tmp_path, tiny_overrides):
     data["axes"]["ratio"]["grid"].pop("2:2")
     data["seeds"] = [0, 1]
     data["smoke"] = tiny_overrides
-    return parse_study(data, str(tmp_path / "tiny-ratio.yaml"))
+    path = tmp_path / "tiny-ratio.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return parse_study(data, str(path))
 
 
 def test_sweep_runs_on_ray_tracks_mlflow_and_writes_the_report(ray_local, tiny_study, tmp_path, capfd):
@@ -55,16 +62,43 @@ def test_sweep_runs_on_ray_tracks_mlflow_and_writes_the_report(ray_local, tiny_s
     assert record["report_made_by"]["commit"] == head["commit"] and record["trials_made_by"][0]["trials"] == 4
     assert record["trials_made_by"][0]["numpy"] == np.__version__ and record["trials_made_by"][0]["threads"] == "1"
     summary = outcome.report["markdown"].read_text()
-    assert "1:3" in summary and "3:1" in summary and "popularity" in summary and "★" in summary
+    assert "1:3" in summary and "3:1" in summary and "popularity" in summary and "| **0." in summary  # the best mean
     assert outcome.report["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"at commit {head['commit'][:10]}" in summary and "provenance.json" in summary
     check_mlflow(outcome.tracking_uri, "tiny-ratio", trials)
 
-    again = run_sweep(tiny_study, settings)  # a finished sweep runs again from the stage cache
-    assert again.trials["cached/result"].to_list() == [1.0] * 4
+    again = run_sweep(tiny_study, settings)  # a finished sweep runs again from the stage cache, without Tune
+    assert again.from_cache and again.trials["cached/result"].to_list() == [1.0] * 4
+    assert again.trials.select("ratio", "seed").rows() == trials.select("ratio", "seed").rows()  # Tune's order
     merged = trials.join(again.trials, on=["ratio", "seed"], suffix="_again")
     assert (merged["test/ndcg@10"] == merged["test/ndcg@10_again"]).all()
     assert (merged["provenance.platform"] == merged["provenance.platform_again"]).all()  # who made the cached metrics
+    check_cached_runs(outcome.tracking_uri, "tiny-ratio", again.trials)
+    assert "[4/4] ratio=3:1 seed=1: done (cached), valid/ndcg@10 " in capfd.readouterr().out
+    command = [sys.executable, "-m", "cli.main", "sweep", tiny_study.source, "--smoke", "--results-dir",
+               str(settings.results_dir), "--no-progress"]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "4 trials finished" in done.stdout and "answered from it without starting Ray" in done.stdout
+    assert "Ray instance" not in done.stdout + done.stderr  # no "Started a local Ray instance"
+
+
+def check_cached_runs(uri, name, trials):
+    """The sweep answered from the cache has its own sweep run, report attached, and a FINISHED run a trial."""
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id], order_by=["attributes.start_time DESC"])
+    parent = next(r for r in runs if r.data.tags.get("raysid.kind") == "sweep")
+    assert parent.info.status == "FINISHED"
+    assert "summary.md" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.tags["mlflow.runName"] for r in children) == sorted(
+        f"ratio={r} seed={s}" for r, s in trials.select("ratio", "seed").rows())
+    for child in children:
+        point = json.loads(child.data.tags["raysid.point"])
+        row = trials.filter((pl.col("ratio") == point["ratio"]) & (pl.col("seed") == point["seed"]))
+        assert child.info.status == "FINISHED" and child.data.tags["raysid.cached.result"] == "true"
+        assert child.data.metrics["test/ndcg_at_10"] == row["test/ndcg@10"][0]
 
 
 def check_mlflow(uri, name, trials):

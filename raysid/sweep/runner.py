@@ -8,7 +8,9 @@ shared filesystem path or a URI that every node sees (``s3://…``, ``gs://…``
 again, unfinished ones start over, and the MLflow adapter reuses the sweep's parent run and each trial's run
 (found by the sweep id that ``raysid-sweep.json`` keeps and the trial's study point). An interrupted sweep
 writes no report: its outcome says ``interrupted`` and lists the trials that did not finish. One sweep runs
-per results folder at a time (``raysid.sweep.lock``), the lock taken before Ray or MLflow start.
+per results folder at a time (``raysid.sweep.lock``), the lock taken before Ray or MLflow start. A grid
+sweep whose every trial's result is already in the stage cache is answered from it without starting Ray
+(``raysid.sweep.cached``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from raysid import provenance
 from raysid.provenance import PREFIX as PROVENANCE
 from raysid.reporting.report import write_report
 from raysid.sweep.progress import ReportingStore, StageEvents, SweepProgress
+from raysid.sweep.cached import cached_points, replay
 from raysid.sweep.search import StoredOptunaSearch, load_search, open_storage, study_name
 from raysid.sweep.space import Axis, Study, count_trials
 from raysid.sweep.table import trial_table
@@ -142,6 +145,7 @@ class SweepOutcome:
     optuna_storage: str = ""  # a sampled search: where its Optuna study is stored (an RDB URL) ...
     optuna_study: str = ""  # ... under this name (optuna.load_study(study_name=..., storage=...))
     disk_full: str = ""  # the line naming the full disk that stopped it, if one did (its runs end FAILED)
+    from_cache: bool = False  # every trial was in the stage cache: answered from it, Ray not started
 
 
 def trainable(point: dict[str, Any], study: Study, smoke: bool, cache_root: str, report_epochs: bool,
@@ -298,6 +302,9 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
     stores = {"--results-dir": settings.results_dir, "--cache-dir": settings.cache_location,
               "--storage": settings.storage_location, "--mlflow-artifacts": settings.mlflow_artifacts}
     environment.preflight(stores, settings.tracking)
+    points = None if settings.resume else cached_points(study, settings.smoke, open_store(settings.cache_location))
+    if points:
+        return _answer_from_cache(study, settings, record, points, start)
     ensure_ray(settings.address, settings.niceness)
     exposure.keep_credentials_out_of_ray()
     interrupt.claim()  # ray.init set its own SIGTERM handler
@@ -317,28 +324,47 @@ def _run_sweep(study: Study, settings: SweepSettings, start: float) -> SweepOutc
         tuner = _new_tuner(study, settings, fn, concurrency, record, DiskWatch(disks, reserve))
         _write_record(experiment, record)
     grid, disk_full = _fit(tuner, reserve, lambda line: end_runs_failed(settings.tracking, study.name,
-                                                                       record["sweep_id"], line))
+                                                                       record["sweep_id"], line),
+                           lambda: _saved_grid(experiment, fn))
     signal_name = interrupt.received()
     trials, failed, stopped = trials_frame(grid, study, settings.smoke, interrupted=bool(signal_name or disk_full))
     total = max(len(grid), count_trials(study, settings.smoke))
     unfinished = unfinished_trials(grid, study, settings.smoke)
     interrupted = bool(signal_name or disk_full) or trials.height + len(failed) + len(stopped) < total
-    out_dir = Path(settings.results_dir) / experiment_name(study, settings.smoke)
-    made = provenance.results_record(trials, study.name, settings.smoke)
-    search = load_search(record["optuna_storage"], record["optuna_study"]) if record.get("optuna_study") else None
-    report = write_report(trials, study.report, out_dir, made, search) if trials.height and not interrupted else {}
-    if report:
-        log_report(settings.tracking, study, record, report, trials)
+    report = _write_results(trials, study, settings, record) if trials.height and not interrupted else {}
     return SweepOutcome(study, trials, report, settings.tracking, time.perf_counter() - start, concurrency,
                         failed, stopped, interrupted, experiment, total, unfinished if interrupted else [],
                         bool(tune.Tuner.can_restore(experiment)), signal_name,
                         record.get("optuna_storage", ""), record.get("optuna_study", ""), disk_full)
 
 
-def _fit(tuner: tune.Tuner, reserve: Reserve, end_failed: Callable[[str], Any]) -> tuple[Any, str]:
+def _answer_from_cache(study: Study, settings: SweepSettings, record: dict[str, Any], points: list[dict[str, Any]],
+                       start: float) -> SweepOutcome:
+    """Every trial's result is in the stage cache: the trials, their MLflow runs and the report from it, and
+    Ray is not started (``raysid.sweep.cached``)."""
+    progress = SweepProgress(len(points), enabled=settings.progress, metric=study.metric)
+    results = replay(points, study, settings.smoke, open_store(settings.cache_location),
+                     [_tracking(study, settings, record), progress])
+    trials = trial_table([trial_row(point, result, study, settings.smoke) for point, result in results])
+    return SweepOutcome(study, trials, _write_results(trials, study, settings, record), settings.tracking,
+                        time.perf_counter() - start, 0, total=len(points), from_cache=True)
+
+
+def _write_results(trials: pl.DataFrame, study: Study, settings: SweepSettings, record: dict[str, Any]) -> dict[str, Path]:
+    """The report of a sweep every trial of which finished, written and attached to its MLflow sweep run."""
+    out_dir = Path(settings.results_dir) / experiment_name(study, settings.smoke)
+    made = provenance.results_record(trials, study.name, settings.smoke)
+    search = load_search(record["optuna_storage"], record["optuna_study"]) if record.get("optuna_study") else None
+    report = write_report(trials, study.report, out_dir, made, search)
+    log_report(settings.tracking, study, record, report, trials)
+    return report
+
+
+def _fit(tuner: tune.Tuner, reserve: Reserve, end_failed: Callable[[str], Any], saved: Callable[[], Any]) -> tuple[Any, str]:
     """``tuner.fit()`` with the disk reserve held: its result grid, and the line of the full disk that stopped it
-    ("" when none did), whose runs ``end_failed(line)`` ends FAILED. A full disk that breaks Tune itself raises
-    ``DiskFull`` once those runs are ended."""
+    ("" when none did), whose runs ``end_failed(line)`` ends FAILED. When the full disk broke Tune itself before
+    DiskWatch could stop it, the grid is the one Tune last saved (``saved()``), so the sweep still says which
+    trials finished and how to resume."""
     reserve.hold()
     try:
         with interrupt.tuning():
@@ -347,9 +373,9 @@ def _fit(tuner: tune.Tuner, reserve: Reserve, end_failed: Callable[[str], Any]) 
         if not environment.disk_full(error):
             raise
         reserve.release()
-        full = environment.DiskFull(fullest(reserve))
-        end_failed(str(full))
-        raise full from error
+        line = environment.disk_full_line(fullest(reserve))
+        end_failed(line)
+        return saved(), line
     finally:
         reserve.release()
     if interrupt.requested():  # DiskWatch stopped it: the runs the stop left RUNNING or KILLED end FAILED
@@ -357,11 +383,18 @@ def _fit(tuner: tune.Tuner, reserve: Reserve, end_failed: Callable[[str], Any]) 
     return grid, interrupt.requested()
 
 
+def _saved_grid(experiment: str, fn: Any) -> Any:
+    """The trials as Tune last saved them in ``experiment``; none when its state cannot be read (Tune broke
+    while writing it): the sweep then counts no trial finished, and ``--resume`` still finds what was."""
+    try:
+        return tune.Tuner.restore(experiment, trainable=fn).get_results()
+    except Exception:  # any failure to read a half-written state means the same: nothing to count
+        return []
+
+
 def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int, record: dict[str, Any],
                watch: DiskWatch) -> tune.Tuner:
-    tracking = MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root, sweep_id=record["sweep_id"],
-                              cache=settings.cache_location, owns_store=settings.tracking_uri is None,
-                              search=(record.get("optuna_storage", ""), record.get("optuna_study", "")))
+    tracking = _tracking(study, settings, record)
     progress = SweepProgress(count_trials(study, settings.smoke), enabled=settings.progress, metric=study.metric,
                              board=board_name(record["sweep_id"]))
     return tune.Tuner(
@@ -374,6 +407,12 @@ def _new_tuner(study: Study, settings: SweepSettings, fn: Any, concurrency: int,
             failure_config=tune.FailureConfig(max_failures=study.search.max_failures),
         ),
     )
+
+
+def _tracking(study: Study, settings: SweepSettings, record: dict[str, Any]) -> MLflowTracking:
+    return MLflowTracking(settings.tracking, study, settings.smoke, settings.artifact_root, sweep_id=record["sweep_id"],
+                          cache=settings.cache_location, owns_store=settings.tracking_uri is None,
+                          search=(record.get("optuna_storage", ""), record.get("optuna_study", "")))
 
 
 def board_name(sweep_id: str) -> str:
