@@ -127,6 +127,27 @@ def against_best(trials: pl.DataFrame, layout: ReportLayout) -> list[PairedDiffe
     return against_row(trials, layout, best_row(trials, layout))
 
 
+def separated_best(trials: pl.DataFrame, layout: ReportLayout) -> tuple[str | None, str]:
+    """The row to star on ``layout.best`` (None unless its paired interval separates it from every other row)
+    and the caption's sentence about it."""
+    try:
+        differences = against_best(trials, layout)
+    except ValueError:  # no seed column, or no finite value
+        return None, ""
+    if not differences:
+        return None, ""
+    best = differences[0].first
+    if all(d.seeds < 2 for d in differences):
+        return None, f"No star: no two cells share two seeds, so no paired interval can separate the best {layout.best}."
+    close = [d.second for d in differences if not d.favours_first(layout.mode)]
+    if not close:
+        return best, (f"★ {best}: the paired 95% interval over seeds of its {layout.best} minus every other "
+                      "row's excludes 0.")
+    shown = ", ".join(close[:3]) + (f" and {len(close) - 3} more" if len(close) > 3 else "")
+    return None, (f"No star: the best mean of {layout.best} ({best}) is not separated from {shown} by a paired "
+                  "95% interval over seeds.")
+
+
 def all_pairs(trials: pl.DataFrame, layout: ReportLayout) -> list[PairedDifference]:
     """Every pair of table rows (earlier minus later in table order) on ``layout.best``."""
     rows = table_rows(trials, layout)

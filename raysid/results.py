@@ -242,8 +242,9 @@ def best_rows(summary: pl.DataFrame, layout: ReportLayout) -> list[int]:
     return [i for i, v in candidates if v == target]
 
 
-def markdown_table(summary: pl.DataFrame, layout: ReportLayout) -> list[str]:
-    """Markdown table lines: group, trials, seeds, one column per metric; best cell bolded."""
+def markdown_table(summary: pl.DataFrame, layout: ReportLayout, starred: str | None = None) -> list[str]:
+    """Markdown table lines: group, trials, seeds, one column per metric; the best mean of ``layout.best``
+    bolded, and starred only in row ``starred`` (the row a paired interval separates: ``paired.separated_best``)."""
     metrics = layout.columns
     head = " / ".join(layout.rows) or "group"
     lines = [f"| {head} | trials | seeds | " + " | ".join(f"`{m}`" for m in metrics) + " |"]
@@ -253,14 +254,17 @@ def markdown_table(summary: pl.DataFrame, layout: ReportLayout) -> list[str]:
         cells = []
         for m in metrics:
             cell = cell_text(row, m)
-            cells.append(f"**{cell}** {BEST_MARKER}" if i in best and m == layout.best else cell)
+            if i in best and m == layout.best:
+                cell = f"**{cell}**" + (f" {BEST_MARKER}" if row["group"] == starred else "")
+            cells.append(cell)
         label = f"*{row['group']}*" if row["is_baseline"] else str(row["group"])
         lines.append(f"| {label} | {row['trials']} | {row['seeds']} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _footer(summary: pl.DataFrame, layout: ReportLayout) -> list[str]:
-    """What each cell averages, what ± means, which cell is marked, and notes on empty metrics."""
+def _footer(summary: pl.DataFrame, layout: ReportLayout, best_note: str = "") -> list[str]:
+    """What each cell averages, what ± means, which cell is marked (``best_note``: whether the best is
+    separated, ``paired.separated_best``'s sentence), and notes on empty metrics."""
     groups = summary.filter(~pl.col("is_baseline"))
     counts = sorted(set(groups["trials"].to_list()))
     seeds = sorted(set(groups["seeds"].to_list()))
@@ -274,8 +278,9 @@ def _footer(summary: pl.DataFrame, layout: ReportLayout) -> list[str]:
         averages + "Each cell is the mean over its trials' finite values (NaN and missing left out) ± the "
         "half-width of the 95% confidence interval of that mean, t(0.975, n−1)·std/√n with Student's t; "
         "a cell from a single value shows (n=1) and no interval.",
-        f"{BEST_MARKER} marks the best mean of `{layout.best}` ({'highest' if layout.mode == 'max' else 'lowest'} "
-        "is best) among the non-baseline rows.",
+        f"**Bold** marks the best mean of `{layout.best}` ({'highest' if layout.mode == 'max' else 'lowest'} "
+        f"is best) among the non-baseline rows; {BEST_MARKER} marks it only where the paired 95% interval over "
+        "seeds of its difference from every other row excludes 0." + (f" {best_note}" if best_note else ""),
     ]
     if summary.filter(pl.col("is_baseline")).height:
         lines.append(f"The *{layout.baseline} (baseline)* row counts one value per seed; — means no baseline "
@@ -288,8 +293,9 @@ def _footer(summary: pl.DataFrame, layout: ReportLayout) -> list[str]:
     return lines
 
 
-def render_markdown(summary: pl.DataFrame, layout: ReportLayout) -> str:
-    """A markdown report: title, one table row per group (plus baseline), and an explanation."""
+def render_markdown(summary: pl.DataFrame, layout: ReportLayout, starred: str | None = None, best_note: str = "") -> str:
+    """A markdown report: title, one table row per group (plus baseline), and an explanation; ``starred`` and
+    ``best_note`` are ``paired.separated_best``'s answer (no star without it)."""
     title = layout.title or f"Ablation over {', '.join(layout.rows) or 'all trials'}"
-    parts = [f"# {title}", "", *markdown_table(summary, layout), "", *_footer(summary, layout)]
+    parts = [f"# {title}", "", *markdown_table(summary, layout, starred), "", *_footer(summary, layout, best_note)]
     return "\n".join(parts) + "\n"

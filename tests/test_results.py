@@ -82,16 +82,30 @@ def test_nan_and_null_are_left_out_and_single_values_have_no_interval():
     assert single["test/ndcg@10/ci95"][0] is None and single["test/ndcg@10/std"][0] is None
 
 
-def test_markdown_marks_best_row_for_max_and_min():
+def test_markdown_bolds_the_best_mean_for_max_and_min_and_stars_only_the_row_given():
     trials = make_trials()
-    high = render_markdown(summarize(trials, NDCG_MAX), NDCG_MAX)
+    high = render_markdown(summarize(trials, NDCG_MAX), NDCG_MAX, starred="1:1")
     assert high.startswith("# Shared:specific ratio")
     assert "**0.4000 ± 0.2484** ★" in table_line(high, "1:1")  # 4.303 * 0.1 / sqrt(3) = 0.2484
     assert "**" not in table_line(high, "1:3") + table_line(high, "3:1")
-    low = render_markdown(summarize(trials, CONFLICT_MIN), CONFLICT_MIN)
-    assert "**0.0200 ± 0.0248** ★" in table_line(low, "3:1")  # mean 0.02, std 0.01
-    assert low.count("** ★") == 1  # exactly one marked cell
+    low = render_markdown(summarize(trials, CONFLICT_MIN), CONFLICT_MIN)  # no row separated: bold, no star
+    assert "| **0.0200 ± 0.0248** |" in table_line(low, "3:1")  # mean 0.02, std 0.01
+    assert low.count("**0.") == 1 and "★ |" not in low  # exactly one bold cell
     assert "lowest" in low and "highest" in high
+
+
+def test_the_report_stars_the_best_mean_only_where_a_paired_interval_separates_it(tmp_path):
+    # test/ndcg@10: 1:1 − 3:1 per seed = 0.05, 0.15, 0.25: 0.15 ± 4.303 · 0.1 / √3 = ± 0.2484 holds 0
+    unseparated = write_report(make_trials(), NDCG_MAX, tmp_path / "ndcg")["markdown"].read_text()
+    assert "| **0.4000 ± 0.2484** |" in table_line(unseparated, "1:1")
+    assert "No star: the best mean of test/ndcg@10 (1:1) is not separated from 3:1 by a paired" in unseparated
+    # sid/conflict_rate with 1:1 at 0.10, 0.11, 0.12: 3:1 − 1:1 = −0.09 on every seed, and 3:1 − 1:3 =
+    # −0.04, −0.03, −0.02: −0.03 ± 4.303 · 0.01 / √3 = ± 0.0248, below 0
+    trials = make_trials().with_columns(pl.when(pl.col("ratio") == "1:1").then(0.10 + 0.01 * pl.col("seed"))
+                                        .otherwise(pl.col("sid/conflict_rate")).alias("sid/conflict_rate"))
+    separated = write_report(trials, CONFLICT_MIN, tmp_path / "conflict")["markdown"].read_text()
+    assert "| **0.0200 ± 0.0248** ★ |" in table_line(separated, "3:1") and separated.count("** ★") == 1
+    assert "★ 3:1: the paired 95% interval over seeds of its sid/conflict_rate minus every other row's excludes 0." in separated
 
 
 def test_markdown_has_baseline_row_and_explains_cells():

@@ -115,27 +115,6 @@ def varying(trials: pl.DataFrame, metrics: tuple[str, ...]) -> tuple[list[str], 
     return drawn, notes
 
 
-def separated_best(trials: pl.DataFrame, layout: ReportLayout) -> tuple[str | None, str]:
-    """The row to star on ``layout.best`` (None unless its paired interval separates it from every other row)
-    and the caption's sentence about it."""
-    try:
-        differences = paired.against_best(trials, layout)
-    except ValueError:  # no seed column, or no finite value
-        return None, ""
-    if not differences:
-        return None, ""
-    best = differences[0].first
-    if all(d.seeds < 2 for d in differences):
-        return None, f"No star: no two cells share two seeds, so no paired interval can separate the best {layout.best}."
-    close = [d.second for d in differences if not d.favours_first(layout.mode)]
-    if not close:
-        return best, (f"★ {best}: the paired 95% interval over seeds of its {layout.best} minus every other "
-                      "row's excludes 0.")
-    shown = ", ".join(close[:3]) + (f" and {len(close) - 3} more" if len(close) > 3 else "")
-    return None, (f"No star: the best mean of {layout.best} ({best}) is not separated from {shown} by a paired "
-                  "95% interval over seeds.")
-
-
 def caption(summary: pl.DataFrame, layout: ReportLayout, notes: list[str], best_note: str) -> str:
     """What the marks are, the whiskers' interval and its seed count, the baseline, the star, what is left out."""
     groups = summary.filter(~pl.col("is_baseline"))
@@ -163,7 +142,7 @@ def summary_figure(trials: pl.DataFrame, layout: ReportLayout) -> Any:
     drawn, notes = varying(trials, layout.columns)
     x_axis, series_axes = choose_x(groups, layout.rows)
     placed = cells(groups, x_axis, series_axes)
-    best, best_note = separated_best(trials, layout) if layout.best in drawn else (None, "")
+    best, best_note = paired.separated_best(trials, layout) if layout.best in drawn else (None, "")
     columns = 2 if len(drawn) == 4 else min(3, max(1, len(drawn)))  # 2 × 2 rather than 3 + 1
     rows = math.ceil(max(1, len(drawn)) / columns)
     width = 4.8 * columns  # the panels'; the legend's is added on the right
@@ -282,9 +261,13 @@ def _legend(fig: Any, axes: Any) -> None:
 
 
 def save_figure(fig: Any, png: str | Path) -> dict[str, Path]:
-    """Write the figure as PNG (``png``) and SVG beside it; {"plot": png, "plot_svg": svg}."""
+    """Write the figure as PNG (``png``) and SVG beside it; {"plot": png, "plot_svg": svg}. The SVG has no date
+    and a fixed id salt, so the same figure gives the same bytes (a re-rendered report changes only what changed)."""
+    import matplotlib
+
     png = Path(png)
     svg = png.with_suffix(".svg")
     fig.savefig(png, dpi=110)
-    fig.savefig(svg, metadata={"Date": None})
+    with matplotlib.rc_context({"svg.hashsalt": "raysid"}):
+        fig.savefig(svg, metadata={"Date": None})
     return {"plot": png, "plot_svg": svg}

@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from raysid import paired
 from raysid.importance import render_search
 from raysid.provenance import summary_line
 from raysid.results import ReportLayout, cell_text, check_columns, render_markdown, summarize
@@ -71,7 +72,7 @@ def write_report(trials: pl.DataFrame, layout: ReportLayout, out_dir: str | Path
     trials.write_parquet(paths["trials"])
     summary = summarize(trials, layout)
     summary.write_parquet(paths["summary"])
-    markdown = render_markdown(summary, layout)
+    markdown = render_markdown(summary, layout, *paired.separated_best(trials, layout))
     if layout.top or layout.importance:
         markdown += "\n".join(render_search(trials, layout, search)) + "\n"
     if layout.cost:
