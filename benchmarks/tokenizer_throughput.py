@@ -26,7 +26,7 @@ def main() -> None:
     args = parse_args()
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # before NumPy loads BLAS
         os.environ[name] = str(args.threads)
-    from raysid.bench_tokenizers import format_share, format_table, matmul_share, tokenizer_throughput
+    from raysid.bench.tokenizers import format_share, format_table, matmul_share, tokenizer_throughput
 
     start = time.perf_counter()
     rows = tokenizer_throughput(args.tracks, args.kinds, args.threads, args.epochs, device=args.device)

@@ -397,7 +397,7 @@ def bench_overhead(
     smoke: Annotated[bool, typer.Option(help="Use the study's smoke overrides.")] = True,
 ) -> None:
     """Sweep wall time vs the trials' own stage time, and a fully cached re-run vs the first run."""
-    from raysid.bench import print_overhead, sweep_overhead
+    from raysid.bench.overhead import print_overhead, sweep_overhead
     from raysid.sweep.space import load_study
 
     try:
@@ -415,7 +415,7 @@ def bench_tokenizers(
     epochs: Annotated[int, typer.Option(min=1, help="Epochs of the neural tokenizers.")] = 1,
 ) -> None:
     """Fit and encode throughput of every tokenizer, and the share of matmul throughput RQ-VAE training reaches."""
-    from raysid.bench_tokenizers import format_share, format_table, matmul_share, tokenizer_throughput
+    from raysid.bench.tokenizers import format_share, format_table, matmul_share, tokenizer_throughput
 
     console.print(format_table(tokenizer_throughput(tracks, kind or None, threads, epochs)), markup=False)
     console.print(format_share(matmul_share(threads)), markup=False)
@@ -433,7 +433,7 @@ def bench_decoding(
     preset: Annotated[str, typer.Option(help="T5 size (raysid.presets): spine (the config defaults), paper (TIGER's), t5-small.")] = "spine",
 ) -> None:
     """raysid's vectorised trie beam search vs transformers generate with prefix_allowed_tokens_fn: rankings and speed."""
-    from raysid.bench_decoding import decoding_benchmark, format_rows
+    from raysid.bench.decoding import decoding_benchmark, format_rows
 
     try:
         rows = decoding_benchmark(items, batch, users, beam, threads=threads, repeats=repeats,
@@ -462,7 +462,7 @@ def bench_training(
     epoch_samples: Annotated[Optional[int], typer.Option(min=1, help="Samples of the projected epoch (default: 131,837 for T5, 25,000 for GPT-2: ~25k users × 10k items).")] = None,
 ) -> None:
     """Seconds per training step, tokens/s, padding share, FLOPs and the share of the matmul rate, projected epoch."""
-    from raysid.bench_training import format_figures, training_benchmark
+    from raysid.bench.training import format_figures, training_benchmark
 
     try:
         row = training_benchmark(model, preset, dataset, tracks, steps, warmup, batch, threads, device, precision,
@@ -504,10 +504,10 @@ def bench_peers(
 
     tiger: raysid's RQ-VAE tokenizer + T5 recommender and cornac 3.0.1's TIGER on the same item text embeddings; leave-one-out, the last epoch ranks every item by constrained beam search; seconds per step and epoch, beam users/s, HR/NDCG@5,10.
 
-    Each peer runs in a virtual environment of its own, installed from raysid/peers/requirements.txt (RecBole) or requirements-cornac.txt (cornac) the first time.
+    Each peer runs in a virtual environment of its own, installed from raysid/bench/peers/requirements.txt (RecBole) or requirements-cornac.txt (cornac) the first time.
     """
-    from raysid.bench_peers import PeerRunError, PeerSettings, parse_raysid_options, parse_seeds
-    from raysid.peers.venv import PeerInstallError
+    from raysid.bench.peers.sasrec import PeerRunError, PeerSettings, parse_raysid_options, parse_seeds
+    from raysid.bench.peers.venv import PeerInstallError
 
     if peer not in ("sasrec", "tiger", "all"):
         fail(f"--peer: unknown comparison {peer!r}; valid ones are: sasrec, tiger, all")
@@ -522,7 +522,7 @@ def bench_peers(
                                 learning_rate=learning_rate, epochs=epochs,
                                 patience=patience, threads=threads, seed=seed)
         options = parse_raysid_options(raysid)
-        from raysid.peers.tiger import parse_tiger_settings
+        from raysid.bench.peers.tiger import parse_tiger_settings
 
         tiger = parse_tiger_settings(tiger_set, threads, seed)
         if peer in ("sasrec", "all"):
@@ -535,7 +535,7 @@ def bench_peers(
 
 def _bench_sasrec(dataset: str, settings, root: Optional[Path], out: Optional[Path], venv: Optional[Path], note: str, say,
                  options: dict, seeds: Optional[tuple[int, ...]]) -> None:
-    from raysid.bench_peers import (
+    from raysid.bench.peers.sasrec import (
         command_line,
         format_comparison,
         format_table,
@@ -556,7 +556,7 @@ def _bench_sasrec(dataset: str, settings, root: Optional[Path], out: Optional[Pa
 def _bench_tiger(dataset: str, settings, root: Optional[Path], out: Optional[Path], venv: Optional[Path], note: str, say,
                  cache_dir: Path) -> None:
     from raysid.cache import open_store
-    from raysid.peers.tiger import format_tiger_table, tiger_benchmark, tiger_command_line, tiger_notes, write_tiger_outputs
+    from raysid.bench.peers.tiger import format_tiger_table, tiger_benchmark, tiger_command_line, tiger_notes, write_tiger_outputs
 
     result = tiger_benchmark(dataset, settings, root, venv, say=say, store=open_store(cache_dir))
     for text in (format_tiger_table(result["rows"]), tiger_notes(result)):

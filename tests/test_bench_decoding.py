@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from cli.main import app
-from raysid.bench_decoding import (
+from raysid.bench.decoding import (
     allowed_tokens_table,
     benchmark_model,
     compare_decoders,

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from raysid.bench_peers import (
+from raysid.bench.peers.sasrec import (
     RAYSID_OPTIONS,
     RECBOLE_ARCHITECTURE,
     TEST_METRICS,
@@ -33,7 +33,7 @@ from raysid.cache_manifest import PACKAGE, code_files
 from raysid.data.dataset import Dataset
 from raysid.data.importers import import_dataset
 from raysid.data.importers.store import save_import
-from raysid.peers.venv import MARKER, REQUIREMENTS, PeerInstallError, ensure_venv, requirements_digest, venv_path
+from raysid.bench.peers.venv import MARKER, REQUIREMENTS, PeerInstallError, ensure_venv, requirements_digest, venv_path
 
 TINY = PeerSettings(hidden_size=16, num_layers=1, num_heads=2, max_length=10, dropout=0.1, batch_size=16,
                     eval_batch_size=32, epochs=2, patience=2, threads=1)
@@ -206,7 +206,7 @@ def test_table_has_one_row_per_implementation_and_the_ratio():
 
 def test_the_benchmark_stays_out_of_the_stage_code_version():
     files = {path.relative_to(PACKAGE).as_posix() for path in code_files()}
-    assert "bench_peers.py" not in files and not any(name.startswith("peers/") for name in files)
+    assert not any(name.startswith("bench/") for name in files)
     assert "recommenders/sasrec.py" in files  # what it calls still counts
 
 

@@ -9,14 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from raysid.bench_peers import prepare
+from raysid.bench.peers.sasrec import prepare
 from raysid.cache import ArtifactStore
 from raysid.config import ConfigError
 from raysid.data.dataset import Dataset
 from raysid.data.importers import import_dataset
 from raysid.data.importers.store import save_import
 from raysid.data.splits import leave_one_out
-from raysid.peers.tiger import (
+from raysid.bench.peers.tiger import (
     TigerSettings,
     cornac_arguments,
     format_tiger_table,
@@ -26,7 +26,7 @@ from raysid.peers.tiger import (
     tiger_command_line,
     training_samples,
 )
-from raysid.peers.venv import CORNAC, MARKER, requirements_digest, venv_path
+from raysid.bench.peers.venv import CORNAC, MARKER, requirements_digest, venv_path
 from test_bench_peers import index_reachable
 
 TINY = TigerSettings(levels=2, codebook_size=4, latent_dim=8, hidden_dims=(32,), tokenizer_epochs=3,

@@ -2,7 +2,7 @@
 
 import math
 
-from raysid.bench_tokenizers import format_table, matmul_share, rqvae_step_flops, tokenizer_throughput
+from raysid.bench.tokenizers import format_table, matmul_share, rqvae_step_flops, tokenizer_throughput
 
 
 def test_throughput_rows_are_positive():

@@ -11,8 +11,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
 from cli.main import app
-from raysid.bench_decoding import benchmark_model, compare_decoders
-from raysid.bench_training import (
+from raysid.bench.decoding import benchmark_model, compare_decoders
+from raysid.bench.training import (
     WORKLOADS,
     BatchShape,
     build_model,

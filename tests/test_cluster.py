@@ -434,7 +434,7 @@ def test_submit_ships_only_sources_and_package_data_and_names_secret_like_files(
     from raysid.sweep.submit import stage_package
 
     package = tmp_path / "raysid"
-    for name, text in {"__init__.py": "", "sub/mod.py": "x = 1\n", "peers/requirements.txt": "a==1\n", "py.typed": "",
+    for name, text in {"__init__.py": "", "sub/mod.py": "x = 1\n", "bench/peers/requirements.txt": "a==1\n", "py.typed": "",
                        ".env": "AWS_SECRET_ACCESS_KEY=x\n", "sub/notes.ipynb": "{}", "sub/id_rsa": "key",
                        "__pycache__/mod.cpython-311.pyc": "", "tokenize.py": ""}.items():
         (package / name).parent.mkdir(parents=True, exist_ok=True)
@@ -442,4 +442,4 @@ def test_submit_ships_only_sources_and_package_data_and_names_secret_like_files(
     with pytest.warns(UserWarning, match=r"look like secrets.*: raysid/.env, raysid/sub/id_rsa$"):
         staged = stage_package(package, tmp_path / "staged")
     shipped = sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file())
-    assert shipped == ["__init__.py", "peers/requirements.txt", "py.typed", "sub/mod.py", "tokenize.py"]
+    assert shipped == ["__init__.py", "bench/peers/requirements.txt", "py.typed", "sub/mod.py", "tokenize.py"]

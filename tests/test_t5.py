@@ -159,7 +159,7 @@ def test_popularity_by_hand():
 def test_beam_search_ranks_like_transformers_generate_when_last_position_is_skipped():
     """Only users with a beam at a trie node of several children decode the last position (tie-break digit):
     items 0-9 share 5 code pairs, the other 30 have their own, so some users are skipped and some are not."""
-    from raysid.bench_decoding import allowed_tokens_table, generate_constrained, prefix_allowed_tokens_fn
+    from raysid.bench.decoding import allowed_tokens_table, generate_constrained, prefix_allowed_tokens_fn
 
     pairs = np.random.default_rng(0).permutation(64)[:35]
     codes = np.stack(divmod(np.r_[pairs[:5].repeat(2), pairs[5:]], 8), axis=1)  # (items, 2)

@@ -37,7 +37,7 @@ from raysid import kernels, provenance
 from raysid.config import ConfigError, require
 
 PACKAGES = ("raysid", "cli")  # shipped as py_modules: the code that runs on the cluster is this checkout's
-SHIPPED = ("*.py", "py.typed", "peers/*.txt")  # the allow-list: sources and package data, nothing else
+SHIPPED = ("*.py", "py.typed", "bench/peers/*.txt")  # the allow-list: sources and package data, nothing else
 SECRET_LIKE = (".env*", "*.pem", "*.key", "*.p12", "id_rsa*", "id_ed25519*", "*token*", "*credential*", "*secret*", ".netrc")
 DEFAULT_DASHBOARD_PORT = 8265
 TUNNEL_WAIT_S = 120.0

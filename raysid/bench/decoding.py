@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from raysid.bench_tokenizers import catalog_config
+from raysid.bench.tokenizers import catalog_config
 from raysid.data.catalog import generate_catalog
 from raysid.data.splits import leave_one_out
 from raysid.presets import recommender_config

@@ -1,7 +1,7 @@
 """``raysid bench peers``: raysid's SASRec and RecBole's SASRec on the same imported dataset, one after the other.
 
 (``--peer tiger``, raysid's RQ-VAE + T5 against cornac's TIGER on the same users and split, is
-``raysid.peers.tiger``; it reuses ``prepare`` and ``run_runner`` from here.)
+``raysid.bench.peers.tiger``; it reuses ``prepare`` and ``run_runner`` from here.)
 
 Both sides get the same protocol: leave-one-out (last item test, second-to-last valid, the rest trains), full ranking over every item of those users, the same
 hidden size, layers, heads, maximum length, dropout, loss (cross-entropy over the full catalogue), batch
@@ -17,7 +17,7 @@ nothing, so the two protocols agree only from 4 items on.
 RecBole reads the data as atomic files written here (``NAME.inter``: user_id:token, item_id:token,
 timestamp:float, the timestamp being the item's position in its user's sequence, so RecBole's 'TO' order is
 raysid's order); its config is ``eval_args`` split LS valid_and_test, order TO, mode full. It runs in the
-peers' own environment (``raysid.peers.venv``) as a subprocess of ``raysid/peers/recbole_runner.py``.
+peers' own environment (``raysid.bench.peers.venv``) as a subprocess of ``raysid/bench/peers/recbole_runner.py``.
 
 What stays different, and is reported: by default raysid's SASRec is the SASRec paper's (one window per
 user with the loss at every position, pre-norm, ReLU, dropout inside the feed-forward, torch's
@@ -57,7 +57,7 @@ from raysid.data.importers.store import dataset_folder
 from raysid.data.splits import leave_one_out
 from raysid.metrics.ranking import ranking_metrics
 from raysid.paired import PairedDifference, paired_values
-from raysid.peers.venv import RUNNER, ensure_venv
+from raysid.bench.peers.venv import RUNNER, ensure_venv
 from raysid.provenance import collect
 from raysid.recommenders.base import RecommenderInputs
 from raysid.recommenders.sasrec import SASRec, SASRecConfig, training_data

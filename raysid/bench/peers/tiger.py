@@ -1,6 +1,6 @@
 """``raysid bench peers --peer tiger``: raysid's RQ-VAE tokenizer + T5 recommender and cornac 3.0.1's TIGER.
 
-Both sides see the same users and items as the SASRec comparison (``raysid.bench_peers.prepare``: users of 4
+Both sides see the same users and items as the SASRec comparison (``raysid.bench.peers.sasrec.prepare``: users of 4
 or more items), the same leave-one-out split (last item test, second-to-last valid and held out of training,
 the rest trains), the same item features (the items' MiniLM text embeddings, ``raysid.features.text``, z-scored
 on the training items by ``raysid.features.modalities.build_features``; cornac's own standardisation is off),
@@ -14,8 +14,8 @@ and weight decay, warmup steps, beam size; torch threads. What stays different i
 
 raysid's side is its pipeline's own components (``get_tokenizer("rqvae")``, ``pipeline.identifiers``,
 ``build_recommender("t5", ...)``), called directly as ``run_trial``'s stages call them, so each stage can be
-timed. cornac runs in its own environment (``raysid.peers.venv.CORNAC``) as a subprocess of
-``raysid/peers/cornac_runner.py``.
+timed. cornac runs in its own environment (``raysid.bench.peers.venv.CORNAC``) as a subprocess of
+``raysid/bench/peers/cornac_runner.py``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from raysid.data.splits import leave_one_out
 from raysid.features.modalities import FeatureConfig, build_features
 from raysid.features.text import TextConfig, embed_texts, item_texts
 from raysid.metrics.ranking import ranking_metrics
-from raysid.peers.venv import CORNAC_RUNNER
+from raysid.bench.peers.venv import CORNAC_RUNNER
 from raysid.recommenders.base import RecommenderInputs
 
 KS = (5, 10)
@@ -224,7 +224,7 @@ def cornac_arguments(settings: TigerSettings, warmup_steps: int) -> dict:
 
 
 def cornac_settings(features: Path, splits: Splits, num_items: int, settings: TigerSettings) -> dict:
-    """The runner's SETTINGS (``raysid/peers/cornac_runner.py``)."""
+    """The runner's SETTINGS (``raysid/bench/peers/cornac_runner.py``)."""
     return {"features": str(features), "num_items": num_items, "k": max(KS), "threads": settings.threads,
             "train": [s.tolist() for s in splits.train], "test": [h.tolist() for h in splits.test.histories],
             "tiger": cornac_arguments(settings, settings.warmup_steps(training_samples(splits.train)))}
@@ -241,7 +241,7 @@ def cornac_row(peer: dict, splits: Splits, epochs: int) -> dict:
 def run_cornac(features: np.ndarray, splits: Splits, num_items: int, settings: TigerSettings, python: Path,
                workdir: Path, say) -> dict:
     """cornac's TIGER in its environment on the same features and split."""
-    from raysid.bench_peers import run_runner
+    from raysid.bench.peers.sasrec import run_runner
 
     np.save(workdir / "features.npy", features)
     (workdir / "settings.json").write_text(json.dumps(cornac_settings(workdir / "features.npy", splits, num_items, settings)))
@@ -335,9 +335,9 @@ def tiger_benchmark(name: str, settings: TigerSettings, root: str | Path | None 
                     venv: str | Path | None = None, say=print, store: ArtifactStore | None = None) -> dict:
     """Both TIGER rows on dataset ``name``: cornac's environment is made ready first, then the item features
     (kept in ``store`` when given), then raysid, then cornac."""
-    from raysid.bench_peers import MIN_LENGTH, prepare
+    from raysid.bench.peers.sasrec import MIN_LENGTH, prepare
     from raysid.data.importers.store import dataset_folder
-    from raysid.peers.venv import CORNAC, ensure_venv
+    from raysid.bench.peers.venv import CORNAC, ensure_venv
 
     dataset = Dataset.load(dataset_folder(name, root))
     require_text(dataset)

@@ -12,7 +12,7 @@ Figures (``figures``): seconds per step, tokens per step and tokens/s counting e
 batch and only the real (non-padding) ones, the padding share 1 − real / all, FLOPs per step and per token
 (``t5_step_flops`` / ``gpt2_step_flops``: matmuls only, forward × 3 for training) and the achieved FLOP/s as
 a share of this machine's float32 matmul rate measured in the same run at the same thread count
-(``raysid.bench_tokenizers.matmul_gflops``: a 2048 × 2048 matmul, the reference ``raysid bench tokenizers``
+(``raysid.bench.tokenizers.matmul_gflops``: a 2048 × 2048 matmul, the reference ``raysid bench tokenizers``
 uses; measured before and after the steps and the better kept, as a busy machine lowers either), and a
 projected epoch of ``epoch_samples`` samples at this run's seconds per step.
 
@@ -32,8 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from raysid.bench_decoding import _threads
-from raysid.bench_tokenizers import catalog_config, matmul_gflops
+from raysid.bench.decoding import _threads
+from raysid.bench.tokenizers import catalog_config, matmul_gflops
 from raysid.data.catalog import generate_catalog
 from raysid.data.splits import leave_one_out
 from raysid.devices import resolve_device
@@ -250,7 +250,7 @@ def timed_steps(workload: Any, batches: Sequence[torch.Tensor], optimizer: torch
 
 
 def matmul_rate(device: torch.device, precision: str, threads: int, size: int = 2048, repeats: int = 5) -> float:
-    """Best GFLOP/s of a (size × size) @ (size × size) matmul: on the CPU ``bench_tokenizers.matmul_gflops``
+    """Best GFLOP/s of a (size × size) @ (size × size) matmul: on the CPU ``raysid.bench.tokenizers.matmul_gflops``
     (float32, ``threads`` threads); on CUDA in float32 or bf16 as ``precision`` says."""
     if device.type == "cpu":
         return matmul_gflops(threads, size, repeats)
