@@ -13,7 +13,7 @@ def docs(
     root: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Project folder holding README.md, results/ and search_spaces/.")] = Path("."),
 ) -> None:
     """Rewrite every <!-- results:NAME --> block of README.md and results/*/README.md from results/NAME/."""
-    from raysid.readme_tables import refresh, write
+    from raysid.reporting.readme_tables import refresh, write
 
     try:
         outcomes = refresh(root)

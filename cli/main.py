@@ -167,7 +167,7 @@ def tokenize(
     import yaml
 
     from raysid.cache import ArtifactStore
-    from raysid.tokenize import tokenize as write_quality_report
+    from raysid.reporting.tokenizer_quality import tokenize as write_quality_report
 
     try:
         loaded = _variant(study, dataset, settings=settings)

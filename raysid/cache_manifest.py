@@ -24,9 +24,8 @@ PACKAGE = Path(__file__).resolve().parent
 # version: the sweep/Tune/MLflow adapters, reports and their plots, benchmarks, report-only commands, and
 # the store itself (its manifest format is checked on read instead), and the model-size presets (they only
 # produce config values, which are hashed like any other).
-CODE_EXCLUDED = ("sweep/", "results.py", "importance.py", "bench/", "tokenize.py", "cache.py", "cache_manifest.py",
-                 "cache_maintenance.py", "atomic_files.py", "environment.py", "verify.py", "paired.py",
-                 "readme_tables.py", "presets.py", "reporting/")
+CODE_EXCLUDED = ("sweep/", "reporting/", "bench/", "cache.py", "cache_manifest.py", "cache_maintenance.py",
+                 "atomic_files.py", "environment.py", "verify.py", "presets.py")
 MISSING = "missing"  # _problem's answer for an artifact that is not stored at all
 
 

@@ -14,7 +14,7 @@ from raysid.cost import Spent
 from raysid.pipeline.trial import run_trial
 from raysid.trial_config import parse_trial_config
 from raysid.reporting.report import cost_table, write_report
-from raysid.results import ReportLayout
+from raysid.reporting.summary import ReportLayout
 from raysid.sweep.space import find_study, parse_study
 
 

@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from raysid.paired import row_labels
+from raysid.reporting.paired import row_labels
 from raysid.reporting.health import correlations, health_figure, quality_measures
 from raysid.reporting.report import write_report
-from raysid.results import ReportLayout
+from raysid.reporting.summary import ReportLayout
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 TARGET = "test/ndcg@10"

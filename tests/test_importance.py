@@ -4,9 +4,9 @@ import numpy as np
 import optuna
 import polars as pl
 
-from raysid.importance import OUTCOME, best_trials, counted_trials, parameter_importance, render_search, study_from_trials
+from raysid.reporting.importance import OUTCOME, best_trials, counted_trials, parameter_importance, render_search, study_from_trials
 from raysid.reporting.report import write_report
-from raysid.results import ReportLayout
+from raysid.reporting.summary import ReportLayout
 
 
 def _trials(n=40):

@@ -7,8 +7,8 @@ import math
 import polars as pl
 import pytest
 
-from raysid.paired import BASELINE, against_best, all_pairs, best_row, paired_difference
-from raysid.results import ReportLayout
+from raysid.reporting.paired import BASELINE, against_best, all_pairs, best_row, paired_difference
+from raysid.reporting.summary import ReportLayout
 
 T_DF2 = 4.302652730  # t(0.975, 2)
 T_DF1 = 12.706204736  # t(0.975, 1)

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from raysid.paired import PairedDifference
-from raysid.readme_tables import BlockSpec, format_difference, parse_spec, refresh, refresh_text, render_block
-from raysid.results import ReportLayout
+from raysid.reporting.paired import PairedDifference
+from raysid.reporting.readme_tables import BlockSpec, format_difference, parse_spec, refresh, refresh_text, render_block
+from raysid.reporting.summary import ReportLayout
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYOUT = ReportLayout(rows=("ratio",), metrics=("m",), best="m", mode="max")

@@ -16,7 +16,7 @@ from scipy import stats
 
 from raysid.reporting.plots import BEST_GID, CAPTION_GID, summary_figure
 from raysid.reporting.report import write_report
-from raysid.results import ReportLayout
+from raysid.reporting.summary import ReportLayout
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 LATENT = ReportLayout(rows=("tokenizer.latent_dim",), best="retrieval/hit@10", baseline=None, title="d_z",

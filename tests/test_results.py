@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from raysid.reporting.report import write_report
-from raysid.results import ReportLayout, render_markdown, summarize, t_quantile_975
+from raysid.reporting.summary import ReportLayout, render_markdown, summarize, t_quantile_975
 
 T_DF2 = 4.303  # t(0.975, 2) from a printed table, three decimals
 

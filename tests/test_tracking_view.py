@@ -11,7 +11,7 @@ from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
 from raysid.reporting.report import write_report
-from raysid.results import ReportLayout
+from raysid.reporting.summary import ReportLayout
 from raysid.sweep.space import load_study
 from raysid.sweep.tracking import VIEW_TAG, MLflowTracking, log_report, view_url
 

@@ -3,7 +3,7 @@
 A trial of B matches a trial of A when both have the same axis point (the values of A's layout axes) and
 the same seed. For every metric of either layout that both folders have and every point both have, the
 line gives A's and B's means over the seeds they share and ``B − A`` over those seeds with its 95%
-Student-t interval (``raysid.paired``: mean ± t(0.975, n−1)·s/√n over the n shared seeds), and whether the
+Student-t interval (``raysid.reporting.paired``: mean ± t(0.975, n−1)·s/√n over the n shared seeds), and whether the
 interval excludes 0. Nothing matching is an error that says why (other axes, no common point, no common seed).
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from raysid.config import ConfigError
-from raysid.paired import PairedDifference, row_labels, paired_values
+from raysid.reporting.paired import PairedDifference, row_labels, paired_values
 from raysid.reporting.folders import ResultsFolder
 
 

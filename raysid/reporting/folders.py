@@ -17,7 +17,7 @@ import polars as pl
 
 from raysid.config import ConfigError
 from raysid.reporting.report import write_report
-from raysid.results import ReportLayout
+from raysid.reporting.summary import ReportLayout
 
 TRIALS = "trials.parquet"
 

@@ -9,7 +9,7 @@ seed) is a small point, the mean over seeds a diamond (joined by a line on a num
 95% Student-t interval of that mean, mean ± t(0.975, n−1)·s/√n as the table's ±, clipped to the metric's
 range (``raysid.reporting.scales``: [0, 1] for rates). y labels say which way is better; the caption says
 what the whiskers are and over how many seeds. The best cell of the layout's ``best`` metric gets a star
-only when its paired 95% interval over seeds (``raysid.paired``) separates it from every other cell.
+only when its paired 95% interval over seeds (``raysid.reporting.paired``) separates it from every other cell.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from raysid import paired
+from raysid.reporting import paired
 from raysid.reporting.scales import scale_of
-from raysid.results import ReportLayout, summarize
+from raysid.reporting.summary import ReportLayout, summarize
 
 LOG_SPAN = 8.0  # a positive numeric axis whose largest / smallest value reaches this is drawn on a log scale
 CAPTION_LINE_INCHES = 0.17  # height of one caption line at 8 pt

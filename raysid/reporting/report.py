@@ -1,5 +1,5 @@
 """A results folder written from a sweep's trials: ``trials.parquet``, ``summary.md`` (the table of
-``raysid.results``, the search section, the cost table, the tokenizer health), ``summary.parquet``, the figures
+``raysid.reporting.summary``, the search section, the cost table, the tokenizer health), ``summary.parquet``, the figures
 and ``provenance.json``."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from typing import Any
 
 import polars as pl
 
-from raysid import paired
-from raysid.importance import render_search
+from raysid.reporting import paired
+from raysid.reporting.importance import render_search
 from raysid.provenance import summary_line
-from raysid.results import ReportLayout, cell_text, check_columns, render_markdown, summarize
+from raysid.reporting.summary import ReportLayout, cell_text, check_columns, render_markdown, summarize
 
 def plot(trials: pl.DataFrame, layout: ReportLayout, path: str | Path) -> dict[str, Path]:
     """Write the summary figure (``raysid.reporting.plots``) as a PNG at ``path`` and an SVG beside it."""
@@ -24,7 +24,7 @@ def plot(trials: pl.DataFrame, layout: ReportLayout, path: str | Path) -> dict[s
 
 def _health(trials: pl.DataFrame, layout: ReportLayout, out: Path) -> tuple[str, dict[str, Path]]:
     """The tokenizer-health section (``raysid.reporting.health``) against ``layout.best`` and its plots."""
-    from raysid.paired import row_labels
+    from raysid.reporting.paired import row_labels
     from raysid.reporting.health import write_health
 
     lines, paths = write_health(trials, layout.best, row_labels(trials, layout.rows).to_list(), out)

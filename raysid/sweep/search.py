@@ -16,7 +16,7 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-from raysid.importance import OUTCOME
+from raysid.reporting.importance import OUTCOME
 from raysid.sweep import interrupt
 
 FINAL_KEY = "stage_keys/result"  # in a trial's final report only

@@ -40,7 +40,7 @@ from raysid.data.importers.source import ImportedConfig, parse_dataset_config
 from raysid.data.importers.store import dataset_folder, read_info
 from raysid.pipeline.metrics import is_reported, trial_metric_names
 from raysid.trial_config import TrialConfig, parse_trial_config
-from raysid.results import ReportLayout
+from raysid.reporting.summary import ReportLayout
 from raysid.sweep.extends import NOT_INHERITED, changes, read_yaml, resolve_extends
 
 AXIS_KINDS = ("grid", "choice", "uniform", "loguniform", "int")

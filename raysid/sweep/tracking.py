@@ -38,7 +38,7 @@ from raysid import provenance
 from raysid.cache import CacheWarning, open_store
 from raysid.config import flatten
 from raysid.reporting.report import COST_COLUMNS
-from raysid.results import best_rows
+from raysid.reporting.summary import best_rows
 from raysid.trial_config import trial_config_dict
 from raysid.sweep import interrupt
 from raysid.sweep.space import Study

@@ -29,7 +29,7 @@ Both feed-forward layers are hidden_size wide (RecBole's ``inner_size`` is set s
 user's history items at evaluation (RecBole's flag is read from its own test loader).
 
 ``--seeds`` runs both sides once per seed and adds, per test metric, the paired difference raysid −
-RecBole over the seeds with its 95% t-interval (``raysid.paired``), and each seed's ratio of the times to
+RecBole over the seeds with its 95% t-interval (``raysid.reporting.paired``), and each seed's ratio of the times to
 the best validation epoch.
 raysid's SASRec is called directly over item ids (``raysid.recommenders.sasrec.SASRec``), not through
 ``run_trial``, whose tokenizer stage would demand a feature matrix that an id-only SASRec never reads.
@@ -56,7 +56,7 @@ from raysid.data.dataset import Dataset, EvalSet
 from raysid.data.importers.store import dataset_folder
 from raysid.data.splits import leave_one_out
 from raysid.metrics.ranking import ranking_metrics
-from raysid.paired import PairedDifference, paired_values
+from raysid.reporting.paired import PairedDifference, paired_values
 from raysid.bench.peers.venv import RUNNER, ensure_venv
 from raysid.provenance import collect
 from raysid.recommenders.base import RecommenderInputs
@@ -358,7 +358,7 @@ def time_ratios(rows: list[dict]) -> dict[int, float]:
 
 
 def paired_differences(rows: list[dict]) -> list[PairedDifference]:
-    """raysid − RecBole on each test metric over the seeds, with the 95% t-interval of ``raysid.paired``."""
+    """raysid − RecBole on each test metric over the seeds, with the 95% t-interval of ``raysid.reporting.paired``."""
     pairs = _pairs(rows)
     return [paired_values("raysid", "RecBole", f"test_{metric}",
                           {seed: ours[f"test_{metric}"] for seed, (ours, _) in pairs.items()},

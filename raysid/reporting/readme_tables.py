@@ -31,9 +31,9 @@ from pathlib import Path
 
 import polars as pl
 
-from raysid import paired
-from raysid.paired import BASELINE, PairedDifference
-from raysid.results import ReportLayout, markdown_table, summarize
+from raysid.reporting import paired
+from raysid.reporting.paired import BASELINE, PairedDifference
+from raysid.reporting.summary import ReportLayout, markdown_table, summarize
 
 # Markers count only at the start of a line, so prose may quote them mid-line.
 BLOCK = re.compile(r"^<!-- results:(?P<spec>[^\n]*?) -->\n(?P<body>.*?)^<!-- /results -->", re.DOTALL | re.MULTILINE)

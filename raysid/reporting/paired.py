@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from raysid.results import ReportLayout, best_rows, summarize, t_quantile_975
+from raysid.reporting.summary import ReportLayout, best_rows, summarize, t_quantile_975
 
 SEPARATES = "separates"
 DOES_NOT_SEPARATE = "does not separate"

@@ -22,7 +22,7 @@ import polars as pl
 if TYPE_CHECKING:  # optuna is imported where it is used, so that a study loads (raysid show) without it
     import optuna
 
-    from raysid.results import ReportLayout
+    from raysid.reporting.summary import ReportLayout
 
 OUTCOME = "outcome"  # user attribute of a stored trial: "finished", "stopped early at epoch N", "failed", ...
 
