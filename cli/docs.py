@@ -10,9 +10,9 @@ import typer
 
 def docs(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 naming the blocks that differ from the results.")] = False,
-    root: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Project folder holding README.md, results/ and search_spaces/.")] = Path("."),
+    root: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Project folder holding README.md, docs/, results/ and search_spaces/.")] = Path("."),
 ) -> None:
-    """Rewrite every <!-- results:NAME --> block of README.md and results/*/README.md from results/NAME/."""
+    """Rewrite every <!-- results:NAME --> block of README.md, docs/*.md and results/*/README.md from results/NAME/."""
     from raysid.reporting.readme_tables import refresh, write
 
     try:

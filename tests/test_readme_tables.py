@@ -21,8 +21,8 @@ LAYOUT = ReportLayout(rows=("ratio",), metrics=("m",), best="m", mode="max")
 
 
 def committed_tree(destination: Path) -> Path | None:
-    """README.md, results/ and search_spaces/ as committed at HEAD; None outside a git checkout."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "README.md", "results", "search_spaces"],
+    """README.md, docs/, results/ and search_spaces/ as committed at HEAD; None outside a git checkout."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD", "README.md", "docs", "results", "search_spaces"],
                              capture_output=True)
     if archive.returncode != 0:
         return None
@@ -34,7 +34,8 @@ def committed_tree(destination: Path) -> Path | None:
 def stale_blocks(root: Path) -> list[str]:
     outcomes = refresh(root)
     assert [o.path.name for o in outcomes][0] == "README.md"
-    assert sum(o.text.count("<!-- /results -->") for o in outcomes) >= 8  # README.md and results/*/README.md
+    assert sum(o.text.count("<!-- /results -->") for o in outcomes) >= 8  # README.md, docs/*.md, results/*/README.md
+    assert any(o.path.parent.name == "docs" and "<!-- /results -->" in o.text for o in outcomes)  # docs/ checked too
     return [name for o in outcomes for name in o.stale]
 
 

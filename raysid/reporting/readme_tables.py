@@ -234,9 +234,10 @@ class Refresh:
 
 
 def readme_files(root: str | Path) -> list[Path]:
-    """README.md and every results/*/README.md under root that exists."""
+    """README.md, every docs/*.md and every results/*/README.md under root that exists."""
     root = Path(root)
-    return [p for p in [root / "README.md", *sorted((root / "results").glob("*/README.md"))] if p.is_file()]
+    found = [root / "README.md", *sorted((root / "docs").glob("*.md")), *sorted((root / "results").glob("*/README.md"))]
+    return [p for p in found if p.is_file()]
 
 
 def _source(spec: BlockSpec, root: Path, where: str) -> tuple[pl.DataFrame, ReportLayout]:
