@@ -1,6 +1,6 @@
 """Every shipped study runs end to end through the real sweep path (load, --dataset/--set as the CLI applies
 them, Ray Tune, the stages, MLflow, the report): once as shipped on tiny data (the catalog studies on a tiny
-catalog, the MPD studies on a tiny MPD import under the name they read), and once with --dataset on small
+catalog, the MPD and Amazon studies on tiny imports under the names they read), and once with --dataset on small
 datasets this test imports with the real importers (an MPD playlist file; a Spotify skip log for the study
 measured on played/skipped feedback). Each run is one point of the study (the first value of every axis as
 shipped, the last with --dataset; one Optuna sample), shrunk by the study's smoke overrides plus the tiny
@@ -82,7 +82,7 @@ def results(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
 def test_every_shipped_study_runs_as_shipped_on_tiny_data(path, ray_local, results, imports):
-    """Catalog studies on a tiny catalog; the MPD studies on a tiny MPD import under the name they read."""
+    """Catalog studies on a tiny catalog; the MPD and Amazon studies on tiny imports under the names they read."""
     study = load_study(path)
     imported = study.base.get("dataset", {}).get("source") == "imported"
     if imported:  # as shipped, but with the root written out (trial workers do not see RAYSID_DATA_DIR)
@@ -91,7 +91,8 @@ def test_every_shipped_study_runs_as_shipped_on_tiny_data(path, ray_local, resul
     for axis in study.axes:  # the row is the study's first point
         assert axis.kind not in ("grid", "choice") or trials[axis.name][0] == axis.values[0]
     assert trials["config.dataset.name" if imported else "config.dataset.num_tracks"][0] == (
-        "mpd-5365" if imported else TINY["dataset.num_tracks"])
+        study.base["dataset"]["name"] if imported else TINY["dataset.num_tracks"])
+    assert not imported or study.base["dataset"]["name"] in ("mpd-5365", "office")  # the names imported here
 
 
 def _mpd(folder: Path) -> None:
@@ -104,6 +105,18 @@ def _mpd(folder: Path) -> None:
     (folder / "playlists.jsonl").write_text("\n".join(lines) + "\n")
     for name in ("playlists", "mpd-5365"):
         save_import(import_dataset("mpd", folder / "playlists.jsonl", name), name, folder / "ds")
+
+
+def _amazon(folder: Path) -> None:
+    """60 users of 8 of 40 products with a title and a category, imported as `office` (the name the shipped
+    Amazon study reads)."""
+    rng = np.random.default_rng(2)
+    sequences = {f"u{u}": [f"p{int(i)}" for i in rng.permutation(40)[:8]] for u in range(60)}
+    items = {f"p{i}": {"title": f"product {i}", "categories": [f"category {i % 4}"]} for i in range(40)}
+    (folder / "sequences.json").write_text(json.dumps(sequences))
+    (folder / "items.json").write_text(json.dumps(items))
+    imported = import_dataset("amazon", folder / "sequences.json", "office", items=folder / "items.json")
+    save_import(imported, "office", folder / "ds")
 
 
 def _skips(folder: Path) -> None:
@@ -126,6 +139,7 @@ def imports(tmp_path_factory) -> Path:
     """The root holding the imports; RAYSID_DATA_DIR points at it for the module."""
     folder = tmp_path_factory.mktemp("imports")
     _mpd(folder)
+    _amazon(folder)
     _skips(folder)
     patch = pytest.MonkeyPatch()
     patch.setenv("RAYSID_DATA_DIR", str(folder / "ds"))
