@@ -226,6 +226,22 @@ def test_failed_peer_install_names_the_command_to_rerun(tmp_path):
     assert lines[1].startswith("peers: installing 1 pinned package from")
 
 
+def test_two_benchmarks_started_together_share_one_environment_made_once(tmp_path):
+    """The second caller waits for the first to create and install the environment (a lock beside it), then
+    reuses it: never a half-made one without pip (as two test runs side by side once met)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# no pins: pip installs nothing, quickly\n")
+    said: list[list[str]] = [[], []]
+    with ThreadPoolExecutor(2) as pool:
+        pythons = list(pool.map(lambda lines: ensure_venv(tmp_path / "venv", lines.append, requirements), said))
+    assert pythons[0] == pythons[1] == tmp_path / "venv" / "bin" / "python"
+    assert sorted(lines[-1] for lines in said) == ["peers: installed", f"peers: reusing the environment at {tmp_path / 'venv'}"]
+    assert sum(line.startswith("peers: creating") for lines in said for line in lines) == 1
+    assert (tmp_path / "venv" / MARKER).read_text().strip() == requirements_digest(requirements)
+
+
 def index_reachable(requirement: str = "recbole==1.2.1") -> bool:
     """Whether this machine's package index serves ``requirement`` (pip download of the wheel alone)."""
     with __import__("tempfile").TemporaryDirectory() as folder:

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from raysid.atomic_files import file_lock
+
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
 RUNNER = Path(__file__).with_name("recbole_runner.py")
 DEFAULT_VENV = "~/.cache/raysid/peers-venv"
@@ -67,9 +69,15 @@ def requirements_digest(requirements: Path = REQUIREMENTS) -> str:
 def ensure_venv(path: str | Path | None = None, say: Say = print, requirements: Path | None = None,
                 environment: PeerEnvironment = RECBOLE) -> Path:
     """A peer's python, creating and installing its environment first unless it is already installed;
-    ``requirements`` replaces the environment's own file when given."""
+    ``requirements`` replaces the environment's own file when given. One process at a time creates or checks
+    an environment (a lock file beside it), so two benchmarks started together never use a half-made one."""
     venv = venv_path(path, environment)
     requirements = requirements or environment.requirements
+    with file_lock(venv.with_name(f".{venv.name}.lock")):
+        return _ensure_installed(venv, requirements, say, environment)
+
+
+def _ensure_installed(venv: Path, requirements: Path, say: Say, environment: PeerEnvironment) -> Path:
     marker, digest = venv / MARKER, requirements_digest(requirements)
     if marker.is_file() and marker.read_text().strip() == digest and python_of(venv).exists():
         say(f"peers: reusing the environment at {venv}")
