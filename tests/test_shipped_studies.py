@@ -108,11 +108,11 @@ def _mpd(folder: Path) -> None:
 
 
 def _amazon(folder: Path) -> None:
-    """60 users of 8 of 40 products with a title and a category, imported as `office` (the name the shipped
-    Amazon study reads)."""
+    """60 users of 8 of 40 products with a title and a description (the amazon kind's text), imported as
+    `office` (the name the shipped Amazon studies read)."""
     rng = np.random.default_rng(2)
     sequences = {f"u{u}": [f"p{int(i)}" for i in rng.permutation(40)[:8]] for u in range(60)}
-    items = {f"p{i}": {"title": f"product {i}", "categories": [f"category {i % 4}"]} for i in range(40)}
+    items = {f"p{i}": {"title": f"product {i}", "description": f"for task {i % 4}"} for i in range(40)}  # text
     (folder / "sequences.json").write_text(json.dumps(sequences))
     (folder / "items.json").write_text(json.dumps(items))
     imported = import_dataset("amazon", folder / "sequences.json", "office", items=folder / "items.json")
