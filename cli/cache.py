@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli.options import finite
 
@@ -18,7 +19,7 @@ ResultsDir = Annotated[Path, typer.Option("--results-dir", envvar="RAYSID_RESULT
 
 
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
+    console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(2)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.cache import app as cache_app
@@ -42,7 +43,7 @@ ResultsDir = Annotated[Path, typer.Option("--results-dir", envvar="RAYSID_RESULT
 
 
 def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -139,7 +140,7 @@ def _report_interruption(outcome) -> None:
     arguments = [a for a in sys.argv[1:] if a != "--resume"]
     why = f" by {outcome.signal}" if outcome.signal else ""
     if outcome.disk_full:
-        console.print(f"[red]error:[/red] {outcome.disk_full}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(outcome.disk_full)}", soft_wrap=True)
     console.print(f"[yellow]{'stopped' if outcome.disk_full else 'interrupted'}{why}[/yellow]: {outcome.trials.height} "
                   f"of {outcome.total} trials finished; no report was written", soft_wrap=True)
     for label in outcome.unfinished:

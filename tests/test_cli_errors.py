@@ -229,3 +229,11 @@ def test_a_local_ray_start_timeout_is_one_line_with_ray_s_hint():
     assert ray_start_line(socket_wait).startswith("the local Ray did not start in time (Timed out after 30 seconds")
     assert ray_start_line(RuntimeError("something else")) is None and explain(timed_out) == line
     assert not disk_full(timed_out)
+
+
+def test_an_error_that_quotes_a_bracketed_value_shows_it_whole():
+    """Error lines are printed as text, not rich markup, so a value such as ``[mmg]`` stays on the line."""
+    result = CliRunner().invoke(app, ["show", "musicrec-ratio", "--set", "features.modalities=[text]",
+                                      "--set", "recommender.tasks=[mmg,umg]"])
+    assert result.exit_code == 2
+    assert result.output.rstrip().endswith("drop those tasks (recommender.tasks: [mmg])"), result.output

@@ -157,3 +157,18 @@ def test_a_misspelt_study_or_axis_value_gets_a_suggestion():
         find_study("musicrec-ratoi")
     with pytest.raises(ConfigError, match=r"axis variant: no value 'w/o MMA '; did you mean 'w/o MMA'\?"):
         load_study("musicrec-ablation").resolve({"variant": "w/o MMA ", "seed": 0})
+
+
+def test_umg_and_mma_on_one_modality_fail_at_load_naming_the_variant_and_the_fix(tmp_path):
+    """MusicRec's UMG and MMA need identifiers of two modalities: a variant that leaves one fails when the study
+    loads, not after its tokenizer trained (as musicrec-ablation on a two-modality import once did)."""
+    data = yaml.safe_load(find_study("musicrec-ratio").read_text())
+    data["base"]["tokenizer"] |= {"shared_levels": 2, "specific_levels": 2}
+    data["base"]["recommender"]["tasks"] = ["mmg", "umg", "mma"]
+    data["axes"] = {"variant": {"grid": {"full": {}, "text only": {"features.modalities": ["text"]}}}}
+    data["report"]["rows"] = ["variant"]
+    with pytest.raises(ConfigError, match=r"axes.variant=text only: recommender.tasks \['mma', 'umg'\] need identifiers "
+                                          r"of two or more modalities; this trial's features hold only text: .*\[mmg\]"):
+        parse_study(data, str(tmp_path / "one-modality.yaml"))
+    data["axes"]["variant"]["grid"]["text only"]["recommender.tasks"] = ["mmg"]
+    assert parse_study(data, str(tmp_path / "one-modality.yaml")).axes[0].values == ("full", "text only")

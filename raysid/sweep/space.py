@@ -373,6 +373,7 @@ def _check_points(study: Study) -> None:
             for config, where in ((study.resolve(point), label), (study.resolve(point, smoke=True), f"{label} (smoke)")):
                 _check_modality_names(config, f"{study.source}: {where}")
                 _check_imported_beam(config, f"{study.source}: {where}")
+                _check_task_modalities(config, f"{study.source}: {where}")
     config = study.resolve(first)
     _check_feedback(study, config)
     known = known_metrics(config)
@@ -395,6 +396,23 @@ def _check_modality_names(config: TrialConfig, where: str) -> None:
         if given and missing:
             raise ConfigError(f"{where}: {key} names {', '.join(map(repr, missing))}, which {_data_name(config.dataset)} "
                               f"does not give the features (they hold: {', '.join(held)})")
+
+
+def _check_task_modalities(config: TrialConfig, where: str) -> None:
+    """MusicRec's UMG and MMA tasks generate one modality's identifier from another's, so they need MusicRec
+    identifiers of two or more modalities: a trial with fewer fails here, before any stage, not after its
+    tokenizer has trained (an import not made yet is not checked)."""
+    tasks = sorted(set(getattr(config.recommender, "tasks", ())) & {"umg", "mma"})
+    if not tasks:
+        return
+    if config.tokenizer_kind != "musicrec":
+        raise ConfigError(f"{where}: recommender.tasks {tasks} need MusicRec identifiers (tokenizer.kind: musicrec), "
+                          f"not {config.tokenizer_kind!r}; use tasks: [mmg]")
+    modalities = config.features.modalities or dataset_modalities(config.dataset)
+    if modalities and len(modalities) < 2:
+        raise ConfigError(f"{where}: recommender.tasks {tasks} need identifiers of two or more modalities; this "
+                          f"trial's features hold only {', '.join(modalities)}: keep two modalities "
+                          "(features.modalities) or drop those tasks (recommender.tasks: [mmg])")
 
 
 def _check_imported_beam(config: TrialConfig, where: str) -> None:
